@@ -1,0 +1,285 @@
+/**
+ * The storage port: where events and their delivery state live.
+ *
+ * Terminology (used the same way everywhere, see `docs/glossary.md`):
+ * - **event**: an immutable envelope ({@link BaseEvent}) appended once.
+ * - **subscriber**: a named handler; its name, not the process running it,
+ *   owns delivery state. Several processes may run the same subscriber.
+ * - **delivery**: one (event, subscriber) pair and its state: due time,
+ *   attempts, lease, outcome.
+ * - **lease**: a time-limited claim of a delivery by one owner (a process's
+ *   dispatcher). An expired lease lets another owner claim the delivery again.
+ * - **dead letter**: a delivery that used all its attempts (or failed with a
+ *   non-retryable error); it waits for `redrive` or `discard`.
+ * - **replay**: making past events due again for some subscribers.
+ *
+ * Retry policy, backoff, validation and dispatch live in the core, once; a
+ * storage only keeps state and answers queries, and must be safe to use from
+ * many owners (processes) at once when `capabilities.shared` is true.
+ */
+import type { BaseEvent } from '../envelope';
+import type { ErrorInfo } from '../errors';
+
+/** What a storage can do, so the core and the contract suite know what to expect. */
+export interface StorageCapabilities {
+  /** Appends can join a caller's transaction (`append(..., { tx })`) and `transaction()` exists. */
+  readonly transactions: boolean;
+  /** State survives a process restart. */
+  readonly durable: boolean;
+  /** Other processes see the same state (and may claim the same deliveries). */
+  readonly shared: boolean;
+}
+
+/** An event to append, with the options that shape its deliveries. */
+export interface AppendInput {
+  /** The complete, validated envelope. */
+  event: BaseEvent;
+  /** A second append with the same key stores nothing and yields the first event. Scope: the whole storage. */
+  idempotencyKey?: string;
+  /** Deliveries of events with the same key reach each subscriber in append order. */
+  orderingKey?: string;
+  /** No delivery is due before this time. */
+  deliverAt?: Date;
+}
+
+/** Options of {@link Storage.append}. */
+export interface AppendOptions {
+  /** A transaction of the storage's own kind (e.g. a drizzle transaction); only if `capabilities.transactions`. */
+  tx?: unknown;
+  /**
+   * Ask the storage to claim at once, for `claim.owner`, the new deliveries it
+   * can hand over (due now, for the listed subscribers, within their limits).
+   * A storage may ignore it (and must, inside a caller's transaction, since
+   * the rows are not visible yet); the core then claims them later as usual.
+   */
+  claim?: ClaimOptions;
+}
+
+/** Result of {@link Storage.append}. */
+export interface AppendResult {
+  /** One per input, in input order: the stored event, or the earlier one for a repeated idempotency key. */
+  events: BaseEvent[];
+  /** Deliveries claimed on the caller's behalf (see {@link AppendOptions.claim}). */
+  claimed: ClaimedDelivery[];
+  /** Deliveries created that are due now and were not claimed (someone must be woken for them). */
+  unclaimed: number;
+}
+
+/** A subscriber as the storage knows it. */
+export interface SubscriberRegistration {
+  /** Unique subscriber name, e.g. `'email.welcome'`. */
+  name: string;
+  /** Event types, `'domain.*'` patterns or `'*'` that it receives. */
+  patterns: readonly string[];
+}
+
+/** One subscriber's share of a claim. */
+export interface SubscriberClaim {
+  /** The subscriber's name. */
+  name: string;
+  /** At most this many of its deliveries in this claim. */
+  limit: number;
+}
+
+/** Options of {@link Storage.claim}. */
+export interface ClaimOptions {
+  /** Who claims: unique per dispatcher instance. */
+  owner: string;
+  /** The subscribers to claim for, each with its own limit. */
+  subscribers: readonly SubscriberClaim[];
+  /** At most this many deliveries in total. */
+  limit: number;
+  /** Lease length: the delivery may be claimed by another owner this long after the claim. */
+  leaseMs: number;
+}
+
+/** The proof of a claim: only the current holder of the lease may settle the delivery. */
+export interface Lease {
+  /** Stable per (event, subscriber): the same across attempts and processes. */
+  deliveryId: string;
+  /** Changes with every claim; a settle call with a stale token is refused (fencing). */
+  token: string;
+}
+
+/** A delivery handed to an owner to run. */
+export interface ClaimedDelivery extends Lease {
+  /** The subscriber that must handle it. */
+  subscriber: string;
+  /** The event as stored (possibly an older version; the core upcasts). */
+  event: BaseEvent;
+  /** This attempt's number, 1 for the first. */
+  attempt: number;
+  /** When the lease runs out unless extended. */
+  leaseExpiresAt: Date;
+}
+
+/** How a failed attempt ends. */
+export interface FailOutcome {
+  /** What was thrown. */
+  error: ErrorInfo;
+  /** When to try again; `null` moves the delivery to the dead letters. */
+  retryAt: Date | null;
+}
+
+/** Counts of a set of subscribers' unfinished deliveries (see {@link Storage.backlog}). */
+export interface Backlog {
+  /** Due now and not leased. */
+  due: number;
+  /** Leased by some owner (running). */
+  leased: number;
+  /** Waiting for a retry after a failed attempt. */
+  retrying: number;
+  /** Waiting for a `deliverAt` in the future, never attempted. */
+  scheduled: number;
+}
+
+/** Query of {@link Storage.timeline}. Results are newest first. */
+export interface TimelineQuery {
+  actor?: string;
+  organizationId?: string;
+  eventTypes?: readonly string[];
+  /** Inclusive lower bound on `timestamp`. */
+  from?: Date;
+  /** Exclusive upper bound on `timestamp`. */
+  to?: Date;
+  /** Page size, 1 to 1000. */
+  limit: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of a timeline. */
+export interface TimelinePage {
+  /** Newest first. */
+  events: BaseEvent[];
+  /** Pass as `cursor` to get the next (older) page; `null` on the last page. */
+  nextCursor: string | null;
+}
+
+/** Query of {@link Storage.replay}: which events to make due again, for whom. */
+export interface ReplayQuery {
+  eventTypes?: readonly string[];
+  actor?: string;
+  organizationId?: string;
+  from?: Date;
+  to?: Date;
+  /** Subscribers to replay to (only those whose patterns match each event); all registered ones when absent. */
+  subscribers?: readonly string[];
+}
+
+/** A delivery that ended in failure, waiting for `redrive` or `discard`. */
+export interface DeadLetter {
+  /** The dead letter's id (the delivery id). */
+  id: string;
+  eventId: string;
+  eventType: string;
+  subscriber: string;
+  /** Attempts made. */
+  attempts: number;
+  /** The last error, with its stack. */
+  error: ErrorInfo;
+  failedAt: Date;
+  /** The event itself. */
+  event: BaseEvent;
+}
+
+/** Filter of dead letters (all fields optional, combined with AND). */
+export interface DeadLetterFilter {
+  subscriber?: string;
+  eventType?: string;
+  eventId?: string;
+  /** At most this many (default 100). */
+  limit?: number;
+}
+
+/** What the storage reports for `bus.health()`. */
+export interface StorageHealth {
+  /** Events not yet processed by every subscriber. */
+  unprocessed: number;
+  /** Dead letters waiting. */
+  deadLetters: number;
+  /** Age of the oldest unprocessed event that is due, in ms; `null` if none. */
+  oldestPendingAgeMs: number | null;
+}
+
+/**
+ * Storage port. Obligations of every implementation (checked by
+ * `test/contract/storage.contract.ts`):
+ *
+ * - `append` is atomic: all inputs and their deliveries are stored, or none
+ *   (and with `tx`, they commit or roll back with the caller's transaction).
+ *   It creates one delivery per event for every registered subscriber whose
+ *   patterns match. An event with no matching subscriber is processed at once,
+ *   unless no subscriber is registered at all (a publishing-only setup), in
+ *   which case it waits for the first subscribers to register.
+ * - `register` is idempotent. A name registered for the first time receives
+ *   the matching events that are not yet processed, never older history.
+ * - `claim` hands out due, unleased (or lease-expired) deliveries, oldest
+ *   first, each to exactly one owner at a time, never more than each
+ *   subscriber's limit, and never a delivery whose `orderingKey` has an earlier
+ *   unfinished delivery for the same subscriber. Claiming counts an attempt.
+ * - `complete`, `fail`, `release` and `extend` succeed only for the current
+ *   lease (matching token, not taken over); otherwise they change nothing and
+ *   return `false`. `release` gives the attempt back.
+ * - A finished delivery (completed or dead-lettered) is never claimed again,
+ *   unless redriven or replayed. When every delivery of an event is finished,
+ *   the event is `processed`.
+ * - `close` releases what the storage created (connections, timers), not
+ *   clients the user passed in.
+ */
+export interface Storage {
+  /** Short name for logs, e.g. `'memory'`, `'postgres'`. */
+  readonly name: string;
+  readonly capabilities: StorageCapabilities;
+
+  /** Registers (or re-announces) subscribers; also a heartbeat that keeps their names alive. */
+  register(subscribers: readonly SubscriberRegistration[]): Promise<void>;
+  /** Forgets a subscriber: its unfinished deliveries are dropped and it gets no new ones. */
+  retire(name: string): Promise<void>;
+
+  /** Appends events atomically (see the obligations above). */
+  append(inputs: readonly AppendInput[], options?: AppendOptions): Promise<AppendResult>;
+
+  /** Claims due deliveries for `owner`. */
+  claim(options: ClaimOptions): Promise<ClaimedDelivery[]>;
+  /** Extends leases still held; returns the delivery ids that were extended. */
+  extend(leases: readonly Lease[], leaseMs: number): Promise<string[]>;
+  /** Marks a delivery done (with `tx`, inside that transaction). */
+  complete(lease: Lease, options?: { tx?: unknown }): Promise<boolean>;
+  /** Records a failed attempt: schedules a retry, or dead-letters when `retryAt` is `null`. */
+  fail(lease: Lease, outcome: FailOutcome): Promise<boolean>;
+  /** Gives a claimed delivery back unrun, due now, without spending its attempt. */
+  release(lease: Lease): Promise<boolean>;
+
+  /** Earliest time one of these subscribers' unleased, unfinished deliveries becomes due; `null` if none. */
+  nextDueAt(subscribers: readonly string[]): Promise<Date | null>;
+  /** Counts these subscribers' unfinished deliveries. */
+  backlog(subscribers: readonly string[]): Promise<Backlog>;
+
+  /** Events newest first, keyset-paginated. */
+  timeline(query: TimelineQuery): Promise<TimelinePage>;
+  /** Makes matching events due again for the chosen subscribers; returns deliveries scheduled. */
+  replay(query: ReplayQuery): Promise<number>;
+
+  listDeadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Puts dead letters back as due deliveries with fresh attempts; returns how many. */
+  redrive(target: string | DeadLetterFilter): Promise<number>;
+  /** Deletes a dead letter for good; returns whether it existed. */
+  discard(id: string): Promise<boolean>;
+
+  health(): Promise<StorageHealth>;
+
+  /**
+   * Runs `fn` in a transaction of this storage and passes it the transaction
+   * handle (used by transactional subscribers). Only if `capabilities.transactions`.
+   */
+  transaction?<T>(fn: (tx: unknown) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onWork` when another process may have made deliveries due (e.g.
+   * Postgres LISTEN/NOTIFY). Optional: without it the core relies on the
+   * transport and on polling. Returns a function that stops watching.
+   */
+  watch?(onWork: () => void): Promise<() => Promise<void>>;
+
+  close(): Promise<void>;
+}

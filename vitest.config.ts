@@ -1,0 +1,29 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^@blawby\/event-bus\/testing$/, replacement: here('./src/testing/index.ts') },
+      { find: /^@blawby\/event-bus\/postgres$/, replacement: here('./adapters/postgres/index.ts') },
+      { find: /^@blawby\/event-bus\/fastify$/, replacement: here('./adapters/fastify/index.ts') },
+      { find: /^@blawby\/event-bus\/express$/, replacement: here('./adapters/express/index.ts') },
+      { find: /^@blawby\/event-bus$/, replacement: here('./src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['test/**/*.test.ts', 'adapters/**/*.test.ts', 'examples/**/*.test.ts'],
+    exclude: ['**/node_modules/**', 'dist/**'],
+    typecheck: {
+      enabled: true,
+      include: ['test/**/*.test-d.ts'],
+      tsconfig: './tsconfig.json',
+    },
+    globalSetup: ['./test/setup/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+  },
+});
