@@ -1,0 +1,279 @@
+/**
+ * `createEventBus`: wires the catalog, storage, transport, registry and
+ * dispatcher into the {@link EventBus} of the public contract.
+ */
+import type { Catalog } from '../catalog';
+import type { BaseEvent } from '../envelope';
+import { EventBusError, InvalidOptionError, UnknownEventTypeError } from '../errors';
+import { silentLogger } from '../logger';
+import type { AppendInput, AppendResult, Storage } from '../ports/storage';
+import type { Transport } from '../ports/transport';
+import { memoryStorage } from '../storage/memory-storage';
+import { inProcessTransport } from '../transport/in-process-transport';
+import { buildEvent, type MetadataDefaults } from './build-event';
+import { Dispatcher } from './dispatcher';
+import { Observers, observeBus, type BusObserver } from './observe';
+import { resolveDispatch, resolveHealth, resolveRetry } from './options';
+import { SubscriberRegistry } from './registry';
+import { StatsCollector } from './stats';
+import type {
+  BusStats,
+  DeadLetters,
+  EventBus,
+  EventBusOptions,
+  HealthReport,
+  PublishOptions,
+  ReplayOptions,
+  TimelineOptions,
+} from './types';
+
+const MAX_PAGE = 1000;
+
+/**
+ * Creates an event bus over a catalog. Storage defaults to the in-memory one
+ * and transport to the in-process one; pass `postgresStorage(...)` for
+ * durability. Call `start()` in processes that run handlers.
+ *
+ * @example
+ * ```ts
+ * const bus = createEventBus({ catalog, logger: pino() });
+ * bus.subscribe('auth.user_signed_up', async (event, ctx) => {
+ *   await sendWelcomeEmail(event.payload.email, { idempotencyKey: ctx.deliveryId });
+ * }, { name: 'email.welcome' });
+ * await bus.start();
+ * await bus.publish('auth.user_signed_up', { email, name, signupMethod: 'email' }, { actor: userId });
+ * ```
+ */
+export function createEventBus<const C extends Catalog>(options: EventBusOptions<C>): EventBus<C> {
+  return new Bus(options) as unknown as EventBus<C>;
+}
+
+class Bus<C extends Catalog> {
+  readonly catalog: C;
+  readonly storage: Storage;
+  readonly transport: Transport;
+  readonly deadLetters: DeadLetters;
+  readonly [observeBus]: (observer: BusObserver) => () => void;
+
+  private readonly defaults: MetadataDefaults;
+  private readonly registry: SubscriberRegistry;
+  private readonly dispatcher: Dispatcher;
+  private readonly stats_ = new StatsCollector();
+  private readonly observers = new Observers();
+  private readonly health_: ReturnType<typeof resolveHealth>;
+  private readonly onError: ((error: unknown) => void) | undefined;
+  private readonly logger;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: EventBusOptions<C>) {
+    if (typeof options !== 'object' || options === null || typeof options.catalog !== 'object' || options.catalog === null) {
+      throw new InvalidOptionError('catalog', 'createEventBus needs a catalog made with defineCatalog()');
+    }
+    this.catalog = options.catalog;
+    this.storage = options.storage ?? memoryStorage();
+    this.transport = options.transport ?? inProcessTransport();
+    this.logger = options.logger ?? silentLogger;
+    this.onError = options.onError;
+    this.defaults = {
+      source: options.source ?? 'api',
+      environment: options.environment ?? process.env.NODE_ENV ?? 'development',
+    };
+    const dispatch = resolveDispatch(options.dispatch);
+    this.health_ = resolveHealth(options.health);
+    this.registry = new SubscriberRegistry(this.catalog, resolveRetry(options.retry), dispatch.concurrency);
+    this.dispatcher = new Dispatcher({
+      catalog: this.catalog,
+      storage: this.storage,
+      transport: this.transport,
+      logger: this.logger,
+      dispatch,
+      registry: this.registry,
+      stats: this.stats_,
+      observers: this.observers,
+      report: (error, during) => this.report(error, during),
+      publishCaused: (parent, type, payload, opts) => this.publishCaused(parent, type, payload, opts),
+    });
+    this.deadLetters = {
+      list: (filter) => this.storage.listDeadLetters(filter),
+      redrive: async (target) => {
+        const count = await this.storage.redrive(target);
+        if (count > 0) this.dispatcher.wake();
+        return count;
+      },
+      discard: (id) => this.storage.discard(id),
+    };
+    this[observeBus] = (observer) => this.observers.add(observer);
+  }
+
+  async publish(type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
+    this.assertOpen();
+    const input = buildEvent(this.catalog, this.defaults, type, payload, options);
+    const tx = options?.tx;
+    this.assertTx(tx);
+    const result = await this.storage.append([input], {
+      tx,
+      claim: tx === undefined ? this.dispatcher.claimRequest() : undefined,
+    });
+    this.afterAppend([input], result, tx);
+    return result.events[0]!;
+  }
+
+  async publishMany(
+    items: readonly { type: string; payload: unknown; options?: Omit<PublishOptions, 'tx'> }[],
+    options?: { tx?: unknown },
+  ): Promise<BaseEvent[]> {
+    this.assertOpen();
+    if (!Array.isArray(items)) throw new InvalidOptionError('items', 'publishMany takes an array');
+    // Every item is checked before anything is stored: all or none.
+    const inputs = items.map((item) => buildEvent(this.catalog, this.defaults, item.type, item.payload, item.options));
+    if (inputs.length === 0) return [];
+    const tx = options?.tx;
+    this.assertTx(tx);
+    const result = await this.storage.append(inputs, {
+      tx,
+      claim: tx === undefined ? this.dispatcher.claimRequest() : undefined,
+    });
+    this.afterAppend(inputs, result, tx);
+    return result.events;
+  }
+
+  subscribe(
+    pattern: string | readonly string[],
+    handler: Parameters<SubscriberRegistry['add']>[1],
+    options: Parameters<SubscriberRegistry['add']>[2],
+  ): () => void {
+    if (this.dispatcher.hasStopped) throw new EventBusError('BUS_STOPPED', 'Cannot subscribe: the bus is stopped');
+    const subscription = this.registry.add(pattern, handler, options);
+    this.dispatcher
+      .subscriberAdded(subscription)
+      .catch((err) => this.report(err, `register subscriber "${subscription.name}"`));
+    return () => this.registry.remove(subscription);
+  }
+
+  start(): Promise<void> {
+    if (this.dispatcher.hasStopped) return Promise.reject(new EventBusError('BUS_STOPPED', 'A stopped bus cannot start again'));
+    return this.dispatcher.start();
+  }
+
+  idle(options?: { timeoutMs?: number }): Promise<void> {
+    return this.dispatcher.idle(options?.timeoutMs);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.dispatcher.stop();
+      await this.transport.close().catch((err) => this.report(err, 'close transport'));
+      await this.storage.close().catch((err) => this.report(err, 'close storage'));
+    })();
+    return this.stopping;
+  }
+
+  async replay(options: ReplayOptions<C> = {}): Promise<number> {
+    this.checkTypes(options.eventTypes);
+    checkRange(options.from, options.to);
+    const count = await this.storage.replay({ ...options });
+    if (count > 0) this.dispatcher.wake();
+    return count;
+  }
+
+  async timeline(options: TimelineOptions<C> = {}) {
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+      throw new InvalidOptionError('limit', `must be an integer from 1 to ${MAX_PAGE}`);
+    }
+    this.checkTypes(options.eventTypes);
+    checkRange(options.from, options.to);
+    return this.storage.timeline({ ...options, limit });
+  }
+
+  retireSubscriber(name: string): Promise<void> {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', 'must be a subscriber name');
+    return this.storage.retire(name);
+  }
+
+  async health(): Promise<HealthReport> {
+    const h = await this.storage.health();
+    const limits = this.health_;
+    const healthy =
+      h.unprocessed < limits.maxUnprocessed &&
+      h.deadLetters < limits.maxDeadLetters &&
+      (h.oldestPendingAgeMs ?? 0) <= limits.maxPendingAgeMs;
+    return { status: healthy ? 'healthy' : 'unhealthy', ...h, healthy };
+  }
+
+  stats(): BusStats {
+    return this.stats_.snapshot(this.dispatcher.inFlightCount);
+  }
+
+  // --- internals ---
+
+  private publishCaused(parent: BaseEvent, type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
+    const links = {
+      causationId: parent.eventId,
+      correlationId: parent.metadata.correlationId ?? parent.eventId,
+      ...(parent.metadata.traceparent ? { traceparent: parent.metadata.traceparent } : {}),
+    };
+    return this.publish(type, payload, { ...options, metadata: { ...links, ...options?.metadata } });
+  }
+
+  private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown): void {
+    if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed);
+    const now = Date.now();
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      if (result.events[i]!.eventId !== input.event.eventId) continue; // a repeated idempotency key
+      this.stats_.published(input.event.eventType);
+      if (this.observers.active) this.observers.emit({ kind: 'published', event: input.event });
+      if (input.deliverAt && input.deliverAt.getTime() > now) this.dispatcher.scheduleAt(input.deliverAt.getTime());
+    }
+    // Inside a caller's transaction nothing is visible yet: the storage's watch
+    // (e.g. NOTIFY on commit) or the poll finds it.
+    if (tx !== undefined) return;
+    if (result.unclaimed > 0 || this.storage.capabilities.shared) {
+      const messages = inputs.map(({ event, orderingKey }) => ({
+        eventId: event.eventId,
+        eventType: event.eventType,
+        ...(orderingKey !== undefined ? { orderingKey } : {}),
+      }));
+      this.transport.publish(messages).catch((err) => this.report(err, 'transport publish'));
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.stopping) throw new EventBusError('BUS_STOPPED', 'Cannot publish: the bus is stopped');
+  }
+
+  private assertTx(tx: unknown): void {
+    if (tx !== undefined && !this.storage.capabilities.transactions) {
+      throw new EventBusError(
+        'UNSUPPORTED_BY_STORAGE',
+        `Storage "${this.storage.name}" has no transactions: publish without \`tx\` or use postgresStorage`,
+      );
+    }
+  }
+
+  private checkTypes(types: readonly string[] | undefined): void {
+    if (types === undefined) return;
+    if (!Array.isArray(types)) throw new InvalidOptionError('eventTypes', 'must be an array of event types');
+    for (const type of types) if (!Object.hasOwn(this.catalog, type)) throw new UnknownEventTypeError(type);
+  }
+
+  private report(error: unknown, during: string): void {
+    this.logger.error({ err: error, during }, `event bus: ${during} failed`);
+    if (this.onError) {
+      try {
+        this.onError(error);
+      } catch {
+        // The hook's own failure must not break the dispatcher.
+      }
+    }
+  }
+}
+
+function checkRange(from: Date | undefined, to: Date | undefined): void {
+  for (const [name, value] of [['from', from], ['to', to]] as const) {
+    if (value !== undefined && !(value instanceof Date && !Number.isNaN(value.getTime()))) {
+      throw new InvalidOptionError(name, 'must be a valid Date');
+    }
+  }
+}

@@ -1,0 +1,480 @@
+/**
+ * The dispatcher: claims due deliveries of this process's subscribers, runs
+ * their handlers within the concurrency limits, and settles each one
+ * (complete, retry later, or dead-letter) on its own, so one subscriber's
+ * failure never re-runs another.
+ *
+ * It is woken by the transport, by the storage's own watch (Postgres
+ * LISTEN/NOTIFY), by timers for known due times, and by a poll as the
+ * fallback. While handlers run, one heartbeat extends all their leases; a
+ * delivery whose lease was lost has its signal aborted and cannot settle.
+ */
+import { hostname } from 'node:os';
+import type { Catalog } from '../catalog';
+import type { BaseEvent } from '../envelope';
+import { EventBusError, NonRetryableError, toErrorInfo } from '../errors';
+import { childLogger, type Logger } from '../logger';
+import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim } from '../ports/storage';
+import type { Transport, TransportSubscription } from '../ports/transport';
+import { uuidv7 } from '../uuidv7';
+import { nextAttemptAt } from './backoff';
+import type { Observers } from './observe';
+import type { ResolvedDispatch } from './options';
+import type { SubscriberRegistry, Subscription } from './registry';
+import type { StatsCollector } from './stats';
+import type { HandlerContext, PublishOptions } from './types';
+import { currentVersionOf } from './upcast';
+
+/** The transport consumer group every dispatcher joins. */
+export const DISPATCH_GROUP = 'event-bus.dispatch';
+/** How often subscribers re-announce themselves to the storage. */
+const REGISTER_EVERY_MS = 60_000;
+/** The longest a timer may be armed for (Node's limit). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** What the dispatcher needs from the bus. */
+export interface DispatcherDeps {
+  catalog: Catalog;
+  storage: Storage;
+  transport: Transport;
+  logger: Logger;
+  dispatch: ResolvedDispatch;
+  registry: SubscriberRegistry;
+  stats: StatsCollector;
+  observers: Observers;
+  report: (error: unknown, during: string) => void;
+  publishCaused: (parent: BaseEvent, type: string, payload: unknown, options?: PublishOptions) => Promise<BaseEvent>;
+}
+
+type State = 'created' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * One running delivery; it is also the handler's `ctx` (the signal, logger
+ * and publish are made on first use, as most handlers never touch them).
+ */
+class RunningDelivery implements HandlerContext<Catalog> {
+  readonly attempt: number;
+  readonly deliveryId: string;
+  readonly subscriber: string;
+  tx?: unknown;
+  leaseExpiresAt: number;
+  /** Another owner took the lease over: this run must not settle the delivery. */
+  lost = false;
+  /** Aborted by `stop()`: the claim is given back without spending the attempt. */
+  stopping = false;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private contextLogger: Logger | undefined;
+
+  constructor(
+    readonly delivery: ClaimedDelivery,
+    readonly sub: Subscription,
+    private readonly dispatcher: Dispatcher,
+  ) {
+    this.attempt = delivery.attempt;
+    this.deliveryId = delivery.deliveryId;
+    this.subscriber = delivery.subscriber;
+    this.leaseExpiresAt = delivery.leaseExpiresAt.getTime();
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  get logger(): Logger {
+    this.contextLogger ??= childLogger(this.dispatcher.logger, {
+      subscriber: this.subscriber,
+      deliveryId: this.deliveryId,
+      eventId: this.delivery.event.eventId,
+      eventType: this.delivery.event.eventType,
+      attempt: this.attempt,
+    });
+    return this.contextLogger;
+  }
+
+  get publish(): HandlerContext<Catalog>['publish'] {
+    const parent = this.delivery.event;
+    return ((type: string, payload: unknown, options?: PublishOptions) =>
+      this.dispatcher.publishCaused(parent, type, payload, options)) as HandlerContext<Catalog>['publish'];
+  }
+
+  abort(reason: unknown): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** Claims and runs deliveries for the subscribers of one bus in this process. */
+export class Dispatcher {
+  /** Unique per dispatcher: who holds the leases. */
+  readonly owner = `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
+  readonly logger: Logger;
+  private state: State = 'created';
+  private inFlight = 0;
+  private readonly running = new Map<string, RunningDelivery>();
+  private pumping = false;
+  private pumpAgain = false;
+  /** The last claim filled all free slots: more work may be waiting for a slot. */
+  private saturated = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastRegisteredAt = 0;
+  private transportSubscription: TransportSubscription | undefined;
+  private unwatch: (() => Promise<void>) | undefined;
+  private settleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.logger = deps.logger;
+  }
+
+  /** Publishes an event caused by `parent` (for `ctx.publish`). */
+  publishCaused(parent: BaseEvent, type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
+    return this.deps.publishCaused(parent, type, payload, options);
+  }
+
+  get isRunning(): boolean {
+    return this.state === 'running';
+  }
+
+  get hasStopped(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') return;
+    this.state = 'running';
+    const { storage, transport, dispatch } = this.deps;
+    await this.registerSubscribers();
+    this.transportSubscription = await transport.subscribe(DISPATCH_GROUP, () => this.wake());
+    if (storage.watch) this.unwatch = await storage.watch(() => this.wake());
+    const beat = Math.max(50, Math.floor(dispatch.leaseMs / 3));
+    this.heartbeat = setInterval(() => void this.extendLeases(), beat);
+    this.heartbeat.unref();
+    this.wake();
+  }
+
+  /** Tells the storage about subscribers added after `start()`. */
+  async subscriberAdded(subscription: Subscription): Promise<void> {
+    if (this.state !== 'running') return;
+    await this.deps.storage.register([{ name: subscription.name, patterns: subscription.patterns }]);
+    this.wake();
+  }
+
+  /** Something may be due: claim soon (coalesced). */
+  wake(): void {
+    if (this.state === 'running') void this.pump();
+  }
+
+  /**
+   * What the publish path passes to `storage.append` so a local storage can
+   * hand new deliveries straight to this process; `undefined` when there is no room.
+   */
+  claimRequest(limit: number = this.deps.dispatch.batchSize): ClaimOptions | undefined {
+    if (this.state !== 'running') return undefined;
+    const { dispatch, registry } = this.deps;
+    const capacity = dispatch.concurrency - this.inFlight;
+    if (capacity <= 0) return undefined;
+    const subscribers: SubscriberClaim[] = [];
+    for (const sub of registry.all()) {
+      const free = sub.concurrency - sub.inFlight;
+      if (free > 0) subscribers.push({ name: sub.name, limit: free });
+    }
+    if (subscribers.length === 0) return undefined;
+    return { owner: this.owner, subscribers, limit: Math.min(limit, capacity), leaseMs: dispatch.leaseMs };
+  }
+
+  /** Runs deliveries claimed for this dispatcher (by a claim, or by an append). */
+  runClaimed(claimed: readonly ClaimedDelivery[]): void {
+    for (const delivery of claimed) this.run(delivery);
+  }
+
+  /** Makes sure the dispatcher looks for work at `time` (a known due time). */
+  scheduleAt(time: number): void {
+    if (this.state !== 'running' || time >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = time;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, time - Date.now()));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      void this.pump();
+    }, delay);
+    this.timer.unref();
+  }
+
+  /** Resolves when nothing of this process's subscribers is running, due, or waiting for a retry. */
+  async idle(timeoutMs?: number): Promise<void> {
+    const { registry, storage } = this.deps;
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    for (;;) {
+      if (registry.size === 0) return;
+      if (this.inFlight === 0 && !this.pumping) {
+        const backlog = await storage.backlog(registry.names());
+        if (this.inFlight === 0 && backlog.due + backlog.leased + backlog.retrying === 0) return;
+        if (this.state === 'created' && backlog.due + backlog.retrying > 0) {
+          throw new EventBusError('BUS_NOT_STARTED', 'idle() waits for deliveries, but the bus was not started');
+        }
+        if (this.hasStopped) throw new EventBusError('BUS_STOPPED', 'idle() cannot finish: the bus is stopped');
+        if (backlog.due > 0) this.wake();
+        else if (backlog.retrying > 0) {
+          const next = await storage.nextDueAt(registry.names());
+          if (next) this.scheduleAt(next.getTime());
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new EventBusError('IDLE_TIMEOUT', `idle() timed out after ${timeoutMs} ms`);
+      await this.nextSettle(Math.min(left, 25));
+    }
+  }
+
+  /** Stops claiming, waits for in-flight handlers (aborting them after the timeout) and gives back what is left. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    const wasRunning = this.state === 'running';
+    this.state = 'stopping';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (wasRunning) {
+      await this.transportSubscription?.unsubscribe().catch((err) => this.deps.report(err, 'transport unsubscribe'));
+      await this.unwatch?.().catch((err) => this.deps.report(err, 'storage unwatch'));
+      await this.drain(this.deps.dispatch.shutdownTimeoutMs);
+      if (this.inFlight > 0) await this.abortRunning();
+    }
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.state = 'stopped';
+    this.notifySettled();
+  }
+
+  // --- claiming ---
+
+  private async pump(): Promise<void> {
+    if (this.state !== 'running') return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        await this.claimUntilFull();
+      } while (this.pumpAgain && this.state === 'running');
+    } catch (err) {
+      this.deps.report(err, 'claim');
+    } finally {
+      this.pumping = false;
+      if (this.state === 'running') this.scheduleAt(Date.now() + this.deps.dispatch.pollIntervalMs);
+      this.notifySettled();
+    }
+  }
+
+  private async claimUntilFull(): Promise<void> {
+    const { storage } = this.deps;
+    if (Date.now() - this.lastRegisteredAt > REGISTER_EVERY_MS) await this.registerSubscribers();
+    for (;;) {
+      const request = this.claimRequest();
+      if (!request) {
+        this.saturated = this.inFlight > 0;
+        return;
+      }
+      const claimed = await storage.claim(request);
+      this.runClaimed(claimed);
+      this.saturated = claimed.length > 0;
+      if (claimed.length < request.limit || this.state !== 'running') {
+        if (claimed.length === 0) {
+          const next = await storage.nextDueAt(this.deps.registry.names());
+          if (next) this.scheduleAt(next.getTime());
+        }
+        return;
+      }
+    }
+  }
+
+  private async registerSubscribers(): Promise<void> {
+    this.lastRegisteredAt = Date.now();
+    const registrations = this.deps.registry.registrations();
+    if (registrations.length > 0) await this.deps.storage.register(registrations);
+  }
+
+  // --- running ---
+
+  private run(delivery: ClaimedDelivery): void {
+    const sub = this.deps.registry.get(delivery.subscriber);
+    if (!sub) {
+      // Unsubscribed since the claim: give it back for whoever runs that name.
+      this.deps.storage.release(delivery).catch((err) => this.deps.report(err, 'release'));
+      return;
+    }
+    const running = new RunningDelivery(delivery, sub, this);
+    this.inFlight += 1;
+    sub.inFlight += 1;
+    this.running.set(delivery.deliveryId, running);
+    void this.execute(running);
+  }
+
+  private async execute(running: RunningDelivery): Promise<void> {
+    const { delivery, sub } = running;
+    const { storage, stats, observers } = this.deps;
+    const started = performance.now();
+    let handled = false;
+    try {
+      if (delivery.attempt > sub.retry.attempts) {
+        throw new NonRetryableError(
+          `Attempt ${delivery.attempt} exceeds the ${sub.retry.attempts} allowed: earlier attempts ended without an outcome (e.g. a crashed worker)`,
+        );
+      }
+      const event = currentVersionOf(this.deps.catalog, delivery.event);
+      let completed: boolean;
+      if (sub.transactional) {
+        completed = await this.runInTransaction(running, event);
+      } else {
+        await sub.handler(event as never, running);
+        handled = true;
+        completed = await storage.complete(delivery);
+      }
+      handled = true;
+      if (!completed) {
+        running.lost = true;
+        running.logger.warn({}, 'delivery finished after its lease was taken over; its outcome was not recorded');
+      } else {
+        stats.processed(delivery.event.eventType, performance.now() - started);
+        if (observers.active) {
+          observers.emit({ kind: 'succeeded', event, subscriber: sub.name, attempt: delivery.attempt, deliveryId: delivery.deliveryId });
+        }
+      }
+    } catch (err) {
+      if (handled) this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
+      else await this.settleFailure(running, err);
+    } finally {
+      this.running.delete(delivery.deliveryId);
+      this.inFlight -= 1;
+      sub.inFlight -= 1;
+      if (this.saturated) this.wake();
+      if (this.settleWaiters.length > 0) this.notifySettled();
+    }
+  }
+
+  private async runInTransaction(running: RunningDelivery, event: BaseEvent): Promise<boolean> {
+    const { storage } = this.deps;
+    if (!storage.transaction || !storage.capabilities.transactions) {
+      throw new NonRetryableError(`Subscriber "${running.subscriber}" is transactional, but storage "${storage.name}" has no transactions`);
+    }
+    try {
+      return await storage.transaction(async (tx) => {
+        running.tx = tx;
+        await running.sub.handler(event as never, running);
+        if (!(await storage.complete(running.delivery, { tx }))) {
+          throw new EventBusError('LEASE_LOST', 'The lease was taken over; the transaction is rolled back');
+        }
+        return true;
+      });
+    } catch (err) {
+      if (EventBusError.is(err, 'LEASE_LOST')) return false;
+      throw err;
+    }
+  }
+
+  private async settleFailure(running: RunningDelivery, err: unknown): Promise<void> {
+    const { delivery, sub } = running;
+    const { storage, stats, observers } = this.deps;
+    try {
+      if (running.stopping) {
+        await storage.release(delivery);
+        return;
+      }
+      if (running.lost) return;
+      const error = toErrorInfo(err);
+      const retryAt = nextAttemptAt(sub.retry, delivery.attempt, err);
+      if (!(await storage.fail(delivery, { error, retryAt }))) {
+        running.logger.warn({ err: error }, 'delivery failed after its lease was taken over');
+        return;
+      }
+      const base = { event: delivery.event, subscriber: sub.name, attempt: delivery.attempt, deliveryId: delivery.deliveryId, error };
+      if (retryAt) {
+        stats.retried(delivery.event.eventType);
+        running.logger.warn({ err: error, retryAt }, 'handler failed; will retry');
+        this.scheduleAt(retryAt.getTime());
+        if (observers.active) observers.emit({ kind: 'retrying', ...base, retryAt });
+      } else {
+        stats.failed(delivery.event.eventType);
+        running.logger.error({ err: error }, 'handler failed; delivery dead-lettered');
+        if (observers.active) observers.emit({ kind: 'dead-lettered', ...base });
+      }
+    } catch (storageError) {
+      // The outcome could not be recorded: the lease expires and the delivery runs again.
+      this.deps.report(storageError, 'settle failure');
+    }
+  }
+
+  /** One heartbeat for all running deliveries: extend the leases that are past a third of their time. */
+  private async extendLeases(): Promise<void> {
+    if (this.running.size === 0) return;
+    const { storage, dispatch } = this.deps;
+    const renewBefore = Date.now() + (dispatch.leaseMs * 2) / 3;
+    const due = [...this.running.values()].filter((r) => !r.lost && r.leaseExpiresAt < renewBefore);
+    if (due.length === 0) return;
+    try {
+      const extended = new Set(await storage.extend(due.map((r) => r.delivery), dispatch.leaseMs));
+      const until = Date.now() + dispatch.leaseMs;
+      for (const r of due) {
+        if (extended.has(r.deliveryId)) r.leaseExpiresAt = until;
+        else if (this.running.get(r.deliveryId) === r) {
+          r.lost = true;
+          r.abort(new EventBusError('LEASE_LOST', 'The lease of this delivery was taken over by another worker'));
+        }
+      }
+    } catch (err) {
+      this.deps.report(err, 'extend leases');
+    }
+  }
+
+  // --- shutdown and waiting ---
+
+  private async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await this.nextSettle(deadline - Date.now());
+  }
+
+  private async abortRunning(): Promise<void> {
+    const reason = new EventBusError('BUS_STOPPED', 'The bus is stopping');
+    const left = [...this.running.values()];
+    for (const r of left) {
+      r.stopping = true;
+      r.abort(reason);
+    }
+    // Give aborted handlers a moment to settle, then hand their claims back.
+    await this.drain(Math.min(1000, this.deps.dispatch.shutdownTimeoutMs + 100));
+    for (const r of left) {
+      if (this.running.get(r.deliveryId) !== r) continue;
+      await this.deps.storage.release(r.delivery).catch((err) => this.deps.report(err, 'release'));
+    }
+  }
+
+  private nextSettle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.settleWaiters.push(done);
+    });
+  }
+
+  private notifySettled(): void {
+    const waiters = this.settleWaiters;
+    if (waiters.length === 0) return;
+    this.settleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * `@blawby/event-bus`: typed event catalogs, a publisher, and named
+ * subscribers with their own retries and dead letters, over a pluggable
+ * storage (in-memory by default; PostgreSQL from `@blawby/event-bus/postgres`)
+ * and transport (in-process by default).
+ *
+ * @example
+ * ```ts
+ * import { z } from 'zod';
+ * import { createEventBus, defineCatalog, defineEvent, eventTypes } from '@blawby/event-bus';
+ *
+ * const catalog = defineCatalog({
+ *   'auth.user_signed_up': defineEvent({
+ *     version: '1.0.0',
+ *     payload: z.object({ email: z.string().email(), name: z.string() }),
+ *   }),
+ * });
+ * export const EventType = eventTypes(catalog);
+ *
+ * const bus = createEventBus({ catalog });
+ * bus.subscribe(EventType.AUTH_USER_SIGNED_UP, async (event) => {
+ *   await sendWelcome(event.payload.email);
+ * }, { name: 'email.welcome', retry: { attempts: 8 } });
+ * await bus.start();
+ * await bus.publish('auth.user_signed_up', { email: 'a@b.co', name: 'Ada' }, { actor: 'user_1', actorType: 'user' });
+ * ```
+ *
+ * @module
+ */
+export {
+  defineCatalog,
+  defineEvent,
+  eventTypes,
+  isValidEventName,
+  matchesPattern,
+  type Catalog,
+  type ConstantName,
+  type DomainOf,
+  type EventDefinition,
+  type EventPattern,
+  type EventTypeConstants,
+  type EventTypeOf,
+  type MatchedTypes,
+  type PayloadInput,
+  type PayloadOf,
+  type PayloadSchema,
+  type Upcaster,
+} from './catalog';
+export type { ActorType, BaseEvent, EventMetadata } from './envelope';
+export {
+  EventBusError,
+  EventValidationError,
+  InvalidEventNameError,
+  InvalidOptionError,
+  NonRetryableError,
+  RetryAfterError,
+  UnknownEventTypeError,
+  toErrorInfo,
+  type ErrorCode,
+  type ErrorInfo,
+} from './errors';
+export { silentLogger, type LogFn, type Logger } from './logger';
+export { uuidv7 } from './uuidv7';
+export { createEventBus } from './bus/create-event-bus';
+export { backoffDelay, type ResolvedRetryPolicy } from './bus/backoff';
+export type {
+  BusStats,
+  CatalogEvent,
+  DeadLetters,
+  DispatchOptions,
+  EventBus,
+  EventBusOptions,
+  EventFor,
+  Handler,
+  HandlerContext,
+  HealthOptions,
+  HealthReport,
+  PublishItem,
+  PublishOptions,
+  ReplayOptions,
+  RetryPolicy,
+  SubscribeOptions,
+  TimelineOptions,
+  TypeStats,
+} from './bus/types';
+export type * from './ports/storage';
+export type * from './ports/transport';
+export { memoryStorage, type MemoryStorageOptions } from './storage/memory-storage';
+export { inProcessTransport } from './transport/in-process-transport';

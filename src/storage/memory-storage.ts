@@ -1,0 +1,612 @@
+/**
+ * The in-memory storage: the default, and the storage of `@blawby/event-bus/testing`.
+ * It keeps the same semantics as the durable storages (leases, retries,
+ * ordering keys, dead letters) within one process, held to the same contract
+ * suite. Memory stays flat in a long run: finished deliveries are dropped at
+ * once and only a bounded window of recent events is kept for timeline and replay.
+ */
+import { matchesPattern } from '../catalog';
+import type { BaseEvent } from '../envelope';
+import { EventBusError, InvalidOptionError } from '../errors';
+import type {
+  AppendInput,
+  AppendOptions,
+  AppendResult,
+  Backlog,
+  ClaimedDelivery,
+  ClaimOptions,
+  DeadLetter,
+  DeadLetterFilter,
+  FailOutcome,
+  Lease,
+  ReplayQuery,
+  Storage,
+  StorageCapabilities,
+  StorageHealth,
+  SubscriberRegistration,
+  TimelinePage,
+  TimelineQuery,
+} from '../ports/storage';
+import { MinHeap } from './min-heap';
+
+/** Options of {@link memoryStorage}. */
+export interface MemoryStorageOptions {
+  /** Recent events kept for `timeline`, `replay` and idempotency keys (default 10 000). Unfinished events are always kept. */
+  maxEvents?: number;
+}
+
+interface EventRecord {
+  seq: number;
+  event: BaseEvent;
+  /** Unfinished deliveries. */
+  pending: number;
+  idempotencyKey: string | undefined;
+  orderingKey: string | undefined;
+  deliverAt: number;
+}
+
+type Place = 'due' | 'waiting' | 'blocked' | 'leased' | 'done';
+
+interface Delivery {
+  id: string;
+  sub: SubscriberState;
+  rec: EventRecord;
+  attempts: number;
+  runAt: number;
+  orderingKey: string | undefined;
+  token: string | null;
+  leaseExpiresAt: number;
+  place: Place;
+}
+
+interface SubscriberState {
+  name: string;
+  patterns: readonly string[];
+  /** Due now, oldest first. Entries whose `place` changed are skipped when met. */
+  due: Delivery[];
+  dueHead: number;
+  /** Not yet due (deliverAt or retry backoff), by `runAt`. */
+  waiting: MinHeap<Delivery>;
+  /** Unfinished deliveries per ordering key, in append order: only the first may run. */
+  ordering: Map<string, Delivery[]>;
+  leased: Set<Delivery>;
+  /** No lease of this subscriber expires before this time. */
+  leaseCheckAt: number;
+}
+
+const CAPABILITIES: StorageCapabilities = Object.freeze({ transactions: false, durable: false, shared: false });
+
+/**
+ * Creates an in-memory {@link Storage}: state lives in this process and is
+ * lost when it exits. Use it for tests, scripts, and services whose events may
+ * be lost on a crash; use `postgresStorage` when they may not.
+ *
+ * @example
+ * ```ts
+ * const bus = createEventBus({ catalog, storage: memoryStorage({ maxEvents: 50_000 }) });
+ * ```
+ */
+export function memoryStorage(options: MemoryStorageOptions = {}): Storage {
+  const maxEvents = options.maxEvents ?? 10_000;
+  if (!Number.isInteger(maxEvents) || maxEvents < 1) {
+    throw new InvalidOptionError('maxEvents', 'must be a positive integer');
+  }
+  return new MemoryStorage(maxEvents);
+}
+
+class MemoryStorage implements Storage {
+  readonly name = 'memory';
+  readonly capabilities = CAPABILITIES;
+
+  private seq = 0;
+  private tokens = 0;
+  private rotation = 0;
+  private readonly subscribers = new Map<string, SubscriberState>();
+  private readonly targetsByType = new Map<string, SubscriberState[]>();
+  private readonly deliveries = new Map<string, Delivery>();
+  private readonly unprocessed = new Map<string, EventRecord>();
+  private readonly byIdempotencyKey = new Map<string, EventRecord>();
+  private readonly deadLetters = new Map<string, DeadLetter>();
+  /** Recent events in append order; `windowStart` is the oldest one kept. */
+  private window: (EventRecord | undefined)[] = [];
+  private windowStart = 0;
+
+  constructor(private readonly maxEvents: number) {}
+
+  async register(registrations: readonly SubscriberRegistration[]): Promise<void> {
+    const added: SubscriberState[] = [];
+    for (const { name, patterns } of registrations) {
+      const existing = this.subscribers.get(name);
+      if (existing) {
+        existing.patterns = [...patterns];
+        continue;
+      }
+      const state: SubscriberState = {
+        name,
+        patterns: [...patterns],
+        due: [],
+        dueHead: 0,
+        waiting: new MinHeap((d) => d.runAt),
+        ordering: new Map(),
+        leased: new Set(),
+        leaseCheckAt: Infinity,
+      };
+      this.subscribers.set(name, state);
+      added.push(state);
+    }
+    this.targetsByType.clear();
+    if (added.length === 0) return;
+    // A new name receives what is not yet processed (including events parked
+    // while no subscriber existed), never older history.
+    const now = Date.now();
+    for (const rec of this.unprocessed.values()) {
+      for (const state of added) {
+        if (state.patterns.some((p) => matchesPattern(p, rec.event.eventType))) {
+          this.createDelivery(rec, state, rec.deliverAt, now, rec.orderingKey);
+        }
+      }
+      if (rec.pending === 0) this.markProcessed(rec);
+    }
+  }
+
+  async retire(name: string): Promise<void> {
+    const state = this.subscribers.get(name);
+    if (!state) return;
+    this.subscribers.delete(name);
+    this.targetsByType.clear();
+    for (const d of [...this.deliveries.values()]) {
+      if (d.sub === state) this.finish(d);
+    }
+  }
+
+  async append(inputs: readonly AppendInput[], options?: AppendOptions): Promise<AppendResult> {
+    if (options?.tx !== undefined) {
+      throw new EventBusError('UNSUPPORTED_BY_STORAGE', 'The memory storage has no transactions: publish without `tx`');
+    }
+    const now = Date.now();
+    const events: BaseEvent[] = [];
+    let dueCreated = 0;
+    for (const input of inputs) {
+      const key = input.idempotencyKey;
+      if (key !== undefined) {
+        const earlier = this.byIdempotencyKey.get(key);
+        if (earlier) {
+          events.push(earlier.event);
+          continue;
+        }
+      }
+      const deliverAt = input.deliverAt ? input.deliverAt.getTime() : now;
+      const rec: EventRecord = {
+        seq: ++this.seq,
+        event: input.event,
+        pending: 0,
+        idempotencyKey: key,
+        orderingKey: input.orderingKey,
+        deliverAt,
+      };
+      if (key !== undefined) this.byIdempotencyKey.set(key, rec);
+      this.window.push(rec);
+      const targets = this.targetsOf(input.event.eventType);
+      if (targets.length > 0) {
+        this.unprocessed.set(input.event.eventId, rec);
+        for (const state of targets) this.createDelivery(rec, state, deliverAt, now, rec.orderingKey);
+        if (deliverAt <= now) dueCreated += targets.length;
+      } else if (this.subscribers.size === 0) {
+        this.unprocessed.set(input.event.eventId, rec); // parked until the first subscriber registers
+      } else {
+        input.event.processed = true;
+      }
+      events.push(input.event);
+    }
+    this.evict();
+    const claimed = options?.claim ? this.claimNow(options.claim, now) : [];
+    return { events, claimed, unclaimed: Math.max(0, dueCreated - claimed.length) };
+  }
+
+  async claim(options: ClaimOptions): Promise<ClaimedDelivery[]> {
+    return this.claimNow(options, Date.now());
+  }
+
+  async extend(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
+    const until = Date.now() + leaseMs;
+    const extended: string[] = [];
+    for (const lease of leases) {
+      const d = this.held(lease);
+      if (!d) continue;
+      d.leaseExpiresAt = until;
+      extended.push(d.id);
+    }
+    return extended;
+  }
+
+  async complete(lease: Lease, options?: { tx?: unknown }): Promise<boolean> {
+    if (options?.tx !== undefined) {
+      throw new EventBusError('UNSUPPORTED_BY_STORAGE', 'The memory storage has no transactions');
+    }
+    const d = this.held(lease);
+    if (!d) return false;
+    this.finish(d);
+    return true;
+  }
+
+  async fail(lease: Lease, outcome: FailOutcome): Promise<boolean> {
+    const d = this.held(lease);
+    if (!d) return false;
+    d.rec.event.retryCount += 1;
+    if (outcome.retryAt === null) {
+      this.deadLetters.set(d.id, {
+        id: d.id,
+        eventId: d.rec.event.eventId,
+        eventType: d.rec.event.eventType,
+        subscriber: d.sub.name,
+        attempts: d.attempts,
+        error: outcome.error,
+        failedAt: new Date(),
+        event: d.rec.event,
+      });
+      this.finish(d);
+      return true;
+    }
+    d.sub.leased.delete(d);
+    d.token = null;
+    d.runAt = outcome.retryAt.getTime();
+    this.place(d, Date.now());
+    return true;
+  }
+
+  async release(lease: Lease): Promise<boolean> {
+    const d = this.held(lease);
+    if (!d) return false;
+    d.attempts -= 1;
+    d.sub.leased.delete(d);
+    d.token = null;
+    d.runAt = Math.min(d.runAt, Date.now());
+    this.place(d, Date.now());
+    return true;
+  }
+
+  async nextDueAt(names: readonly string[]): Promise<Date | null> {
+    const now = Date.now();
+    let next = Infinity;
+    for (const name of names) {
+      const state = this.subscribers.get(name);
+      if (!state) continue;
+      this.promote(state, now);
+      if (state.dueHead < state.due.length) return new Date(now);
+      const top = state.waiting.peek();
+      if (top) next = Math.min(next, top.runAt);
+      for (const d of state.leased) next = Math.min(next, d.leaseExpiresAt);
+    }
+    return next === Infinity ? null : new Date(next);
+  }
+
+  async backlog(names: readonly string[]): Promise<Backlog> {
+    const wanted = new Set(names);
+    const now = Date.now();
+    const backlog: Backlog = { due: 0, leased: 0, retrying: 0, scheduled: 0 };
+    for (const d of this.deliveries.values()) {
+      if (!wanted.has(d.sub.name)) continue;
+      // A delivery blocked behind an earlier one of its ordering key counts as that one does.
+      const head = d.place === 'blocked' ? (d.sub.ordering.get(d.orderingKey!)?.[0] ?? d) : d;
+      if (head.place === 'leased') backlog.leased += 1;
+      else if (head.runAt <= now) backlog.due += 1;
+      else if (head.attempts > 0) backlog.retrying += 1;
+      else backlog.scheduled += 1;
+    }
+    return backlog;
+  }
+
+  async timeline(query: TimelineQuery): Promise<TimelinePage> {
+    const before = query.cursor === undefined ? Infinity : decodeCursor(query.cursor);
+    const types = query.eventTypes && query.eventTypes.length > 0 ? new Set(query.eventTypes) : null;
+    const events: BaseEvent[] = [];
+    let last: EventRecord | undefined;
+    let more = false;
+    for (let i = this.window.length - 1; i >= this.windowStart; i--) {
+      const rec = this.window[i]!;
+      if (rec.seq >= before || !matchesFilter(rec.event, query, types)) continue;
+      if (events.length === query.limit) {
+        more = true;
+        break;
+      }
+      events.push(rec.event);
+      last = rec;
+    }
+    return { events, nextCursor: more && last ? encodeCursor(last.seq) : null };
+  }
+
+  async replay(query: ReplayQuery): Promise<number> {
+    const targets = query.subscribers
+      ? query.subscribers.map((n) => this.subscribers.get(n)).filter((s): s is SubscriberState => s !== undefined)
+      : [...this.subscribers.values()];
+    const types = query.eventTypes && query.eventTypes.length > 0 ? new Set(query.eventTypes) : null;
+    const now = Date.now();
+    let scheduled = 0;
+    for (let i = this.windowStart; i < this.window.length; i++) {
+      const rec = this.window[i]!;
+      if (!matchesFilter(rec.event, query, types)) continue;
+      for (const state of targets) {
+        if (!state.patterns.some((p) => matchesPattern(p, rec.event.eventType))) continue;
+        if (this.deliveries.has(deliveryIdOf(rec.event.eventId, state.name))) continue;
+        this.reopen(rec);
+        this.deadLetters.delete(deliveryIdOf(rec.event.eventId, state.name));
+        this.createDelivery(rec, state, now, now, rec.orderingKey);
+        scheduled += 1;
+      }
+    }
+    return scheduled;
+  }
+
+  async listDeadLetters(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = [];
+    const limit = filter.limit ?? 100;
+    for (const dl of this.deadLetters.values()) {
+      if (out.length >= limit) break;
+      if (matchesDeadLetter(dl, filter)) out.push(dl);
+    }
+    return out;
+  }
+
+  async redrive(target: string | DeadLetterFilter): Promise<number> {
+    const chosen =
+      typeof target === 'string'
+        ? [this.deadLetters.get(target)].filter((d): d is DeadLetter => d !== undefined)
+        : [...this.deadLetters.values()].filter((dl) => matchesDeadLetter(dl, target));
+    const now = Date.now();
+    let count = 0;
+    for (const dl of chosen) {
+      const state = this.subscribers.get(dl.subscriber);
+      if (!state) continue; // a retired subscriber cannot run it; the dead letter stays
+      this.deadLetters.delete(dl.id);
+      const rec = this.recordOf(dl.event);
+      this.reopen(rec);
+      this.createDelivery(rec, state, now, now, rec.orderingKey);
+      count += 1;
+    }
+    return count;
+  }
+
+  async discard(id: string): Promise<boolean> {
+    return this.deadLetters.delete(id);
+  }
+
+  async health(): Promise<StorageHealth> {
+    const now = Date.now();
+    let oldest: number | null = null;
+    for (const rec of this.unprocessed.values()) {
+      if (rec.deliverAt > now) continue;
+      const age = now - rec.event.timestamp.getTime();
+      if (oldest === null || age > oldest) oldest = age;
+    }
+    return { unprocessed: this.unprocessed.size, deadLetters: this.deadLetters.size, oldestPendingAgeMs: oldest };
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release: no timers or connections.
+  }
+
+  // --- internals ---
+
+  private targetsOf(type: string): SubscriberState[] {
+    let targets = this.targetsByType.get(type);
+    if (!targets) {
+      targets = [...this.subscribers.values()].filter((s) => s.patterns.some((p) => matchesPattern(p, type)));
+      this.targetsByType.set(type, targets);
+    }
+    return targets;
+  }
+
+  private createDelivery(
+    rec: EventRecord,
+    sub: SubscriberState,
+    runAt: number,
+    now: number,
+    orderingKey: string | undefined,
+  ): void {
+    const d: Delivery = {
+      id: deliveryIdOf(rec.event.eventId, sub.name),
+      sub,
+      rec,
+      attempts: 0,
+      runAt,
+      orderingKey,
+      token: null,
+      leaseExpiresAt: 0,
+      place: 'done',
+    };
+    this.deliveries.set(d.id, d);
+    rec.pending += 1;
+    if (orderingKey !== undefined) {
+      const queue = sub.ordering.get(orderingKey);
+      if (queue) {
+        queue.push(d);
+        d.place = 'blocked';
+        return;
+      }
+      sub.ordering.set(orderingKey, [d]);
+    }
+    this.place(d, now);
+  }
+
+  /** Puts an unleased delivery where a claim will find it. */
+  private place(d: Delivery, now: number): void {
+    if (d.runAt <= now) {
+      d.place = 'due';
+      d.sub.due.push(d);
+    } else {
+      d.place = 'waiting';
+      d.sub.waiting.push(d);
+    }
+  }
+
+  /** Moves deliveries whose time has come, or whose lease expired, to the due queue. */
+  private promote(state: SubscriberState, now: number): void {
+    for (let top = state.waiting.peek(); top && top.runAt <= now; top = state.waiting.peek()) {
+      state.waiting.pop();
+      if (top.place === 'waiting') {
+        top.place = 'due';
+        state.due.push(top);
+      }
+    }
+    if (now >= state.leaseCheckAt) {
+      let next = Infinity;
+      for (const d of state.leased) {
+        if (d.leaseExpiresAt <= now) {
+          state.leased.delete(d);
+          d.token = null;
+          d.place = 'due';
+          state.due.push(d);
+        } else if (d.leaseExpiresAt < next) next = d.leaseExpiresAt;
+      }
+      state.leaseCheckAt = next;
+    }
+  }
+
+  private claimNow(options: ClaimOptions, now: number): ClaimedDelivery[] {
+    const claimed: ClaimedDelivery[] = [];
+    const subs = options.subscribers;
+    const n = subs.length;
+    const first = n > 1 ? this.rotation++ % n : 0; // rotate so no subscriber starves another
+    for (let i = 0; i < n && claimed.length < options.limit; i++) {
+      const want = subs[(first + i) % n]!;
+      const state = this.subscribers.get(want.name);
+      if (!state) continue;
+      this.promote(state, now);
+      let take = Math.min(want.limit, options.limit - claimed.length);
+      while (take > 0 && state.dueHead < state.due.length) {
+        const d = state.due[state.dueHead]!;
+        state.due[state.dueHead++] = undefined as unknown as Delivery;
+        if (d.place !== 'due') continue;
+        d.place = 'leased';
+        d.attempts += 1;
+        d.token = String(++this.tokens);
+        d.leaseExpiresAt = now + options.leaseMs;
+        state.leased.add(d);
+        if (d.leaseExpiresAt < state.leaseCheckAt) state.leaseCheckAt = d.leaseExpiresAt;
+        claimed.push({
+          deliveryId: d.id,
+          token: d.token,
+          subscriber: state.name,
+          event: d.rec.event,
+          attempt: d.attempts,
+          leaseExpiresAt: new Date(d.leaseExpiresAt),
+        });
+        take -= 1;
+      }
+      compactQueue(state);
+    }
+    return claimed;
+  }
+
+  /** The delivery behind `lease`, if that lease is still the current one. */
+  private held(lease: Lease): Delivery | undefined {
+    const d = this.deliveries.get(lease.deliveryId);
+    return d && d.place === 'leased' && d.token === lease.token ? d : undefined;
+  }
+
+  /** Ends a delivery (succeeded, dead-lettered or retired) and frees what it held. */
+  private finish(d: Delivery): void {
+    const state = d.sub;
+    this.deliveries.delete(d.id);
+    state.leased.delete(d);
+    d.place = 'done';
+    d.token = null;
+    if (d.orderingKey !== undefined) {
+      const queue = state.ordering.get(d.orderingKey);
+      if (queue) {
+        const at = queue.indexOf(d);
+        if (at >= 0) queue.splice(at, 1);
+        if (queue.length === 0) state.ordering.delete(d.orderingKey);
+        else if (at === 0 && queue[0]!.place === 'blocked') this.place(queue[0]!, Date.now());
+      }
+    }
+    d.rec.pending -= 1;
+    if (d.rec.pending === 0) this.markProcessed(d.rec);
+  }
+
+  private markProcessed(rec: EventRecord): void {
+    rec.event.processed = true;
+    this.unprocessed.delete(rec.event.eventId);
+  }
+
+  private reopen(rec: EventRecord): void {
+    rec.event.processed = false;
+    this.unprocessed.set(rec.event.eventId, rec);
+  }
+
+  /** The record of an event (a dead letter may outlive the window). */
+  private recordOf(event: BaseEvent): EventRecord {
+    const known = this.unprocessed.get(event.eventId);
+    if (known) return known;
+    for (let i = this.window.length - 1; i >= this.windowStart; i--) {
+      if (this.window[i]!.event.eventId === event.eventId) return this.window[i]!;
+    }
+    return { seq: 0, event, pending: 0, idempotencyKey: undefined, orderingKey: undefined, deliverAt: 0 };
+  }
+
+  /** Drops the oldest events beyond `maxEvents` from the window (unfinished ones stay reachable through their deliveries). */
+  private evict(): void {
+    const excess = this.window.length - this.windowStart - this.maxEvents;
+    if (excess <= 0) return;
+    for (let i = 0; i < excess; i++) {
+      const rec = this.window[this.windowStart]!;
+      this.window[this.windowStart++] = undefined;
+      if (rec.idempotencyKey !== undefined && this.byIdempotencyKey.get(rec.idempotencyKey) === rec) {
+        this.byIdempotencyKey.delete(rec.idempotencyKey);
+      }
+    }
+    if (this.windowStart > 1024 && this.windowStart * 2 > this.window.length) {
+      this.window = this.window.slice(this.windowStart);
+      this.windowStart = 0;
+    }
+  }
+}
+
+function deliveryIdOf(eventId: string, subscriber: string): string {
+  return `${eventId}:${subscriber}`;
+}
+
+function compactQueue(state: SubscriberState): void {
+  if (state.dueHead === state.due.length) {
+    state.due.length = 0;
+    state.dueHead = 0;
+  } else if (state.dueHead > 1024 && state.dueHead * 2 > state.due.length) {
+    state.due = state.due.slice(state.dueHead);
+    state.dueHead = 0;
+  }
+}
+
+function matchesFilter(
+  event: BaseEvent,
+  query: { actor?: string; organizationId?: string; from?: Date; to?: Date },
+  types: Set<string> | null,
+): boolean {
+  if (types && !types.has(event.eventType)) return false;
+  if (query.actor !== undefined && event.actor !== query.actor) return false;
+  if (query.organizationId !== undefined && event.organizationId !== query.organizationId) return false;
+  const t = event.timestamp.getTime();
+  if (query.from && t < query.from.getTime()) return false;
+  if (query.to && t >= query.to.getTime()) return false;
+  return true;
+}
+
+function matchesDeadLetter(dl: DeadLetter, filter: DeadLetterFilter): boolean {
+  return (
+    (filter.subscriber === undefined || dl.subscriber === filter.subscriber) &&
+    (filter.eventType === undefined || dl.eventType === filter.eventType) &&
+    (filter.eventId === undefined || dl.eventId === filter.eventId)
+  );
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`m${seq}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const seq = Number(text.slice(1));
+  if (text[0] !== 'm' || !Number.isSafeInteger(seq) || seq < 0) {
+    throw new InvalidOptionError('cursor', 'not a cursor returned by this storage');
+  }
+  return seq;
+}
