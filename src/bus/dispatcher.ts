@@ -216,14 +216,14 @@ export class Dispatcher {
   async idle(timeoutMs?: number): Promise<void> {
     const { registry, storage } = this.deps;
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    if (this.state === 'created' && registry.size > 0) {
+      throw new EventBusError('BUS_NOT_STARTED', 'idle() waits for this process\'s subscribers, but the bus was not started');
+    }
     for (;;) {
       if (registry.size === 0) return;
       if (this.inFlight === 0 && !this.pumping) {
         const backlog = await storage.backlog(registry.names());
         if (this.inFlight === 0 && backlog.due + backlog.leased + backlog.retrying === 0) return;
-        if (this.state === 'created' && backlog.due + backlog.retrying > 0) {
-          throw new EventBusError('BUS_NOT_STARTED', 'idle() waits for deliveries, but the bus was not started');
-        }
         if (this.hasStopped) throw new EventBusError('BUS_STOPPED', 'idle() cannot finish: the bus is stopped');
         if (backlog.due > 0) this.wake();
         else if (backlog.retrying > 0) {

@@ -1,0 +1,50 @@
+/** A small catalog shared by the bus tests, and a guard that fails a test that leaves a bus running. */
+import { afterEach, expect } from 'vitest';
+import { z } from 'zod';
+import { defineCatalog, defineEvent, type EventBus, type Catalog } from '../../src/index';
+import { createTestBus } from '../../src/testing/index';
+
+export const catalog = defineCatalog({
+  'auth.user_signed_up': defineEvent({
+    version: '1.0.0',
+    description: 'New user account created',
+    payload: z.object({
+      email: z.string().email(),
+      name: z.string(),
+      signupMethod: z.enum(['email', 'google', 'github']),
+    }),
+  }),
+  'auth.user_logged_in': defineEvent({ version: '1.0.0', payload: z.object({ sessionId: z.string() }) }),
+  'billing.payment_received': defineEvent({
+    version: '2.0.0',
+    payload: z.object({ amountCents: z.number().int(), currency: z.string().length(3) }),
+    upcast: { '1.0.0': (p) => ({ amountCents: Math.round(Number(p.amount) * 100), currency: p.currency }) },
+  }),
+  'billing.payment_failed': defineEvent({ version: '1.0.0', payload: z.object({ amount: z.number(), error: z.string() }) }),
+  'org.created': defineEvent({ version: '1.0.0', payload: z.object({ organizationName: z.string() }) }),
+});
+
+export const signup = { email: 'ada@example.com', name: 'Ada', signupMethod: 'email' } as const;
+
+const running = new Set<EventBus<Catalog>>();
+
+/** A test bus that the guard below stops (and complains about) if the test forgot to. */
+export function testBus(options: Partial<Parameters<typeof createTestBus<typeof catalog>>[0]> = {}): EventBus<typeof catalog> {
+  const bus = createTestBus({ catalog, ...options });
+  const stop = bus.stop.bind(bus);
+  running.add(bus as unknown as EventBus<Catalog>);
+  bus.stop = async () => {
+    running.delete(bus as unknown as EventBus<Catalog>);
+    await stop();
+  };
+  return bus;
+}
+
+afterEach(async () => {
+  const leaked = [...running];
+  running.clear();
+  await Promise.all(leaked.map((bus) => bus.stop()));
+  expect(leaked.length, 'a test left a bus running: call bus.stop()').toBe(0);
+});
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { EventBusError, EventValidationError, UnknownEventTypeError, createEventBus } from '../../src/index';
+import { catalog, signup, testBus } from './fixtures';
+
+describe('publish', () => {
+  it('builds the seed envelope with a UUIDv7 id and the bus defaults', async () => {
+    const bus = testBus({ source: 'api', environment: 'test' });
+    const before = Date.now();
+    const event = await bus.publish('auth.user_signed_up', signup, {
+      actor: 'user_abc123',
+      actorType: 'user',
+      organizationId: 'org_1',
+      metadata: { requestId: 'req_1', ipAddress: '127.0.0.1' },
+    });
+    expect(event.eventId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(event).toMatchObject({
+      eventType: 'auth.user_signed_up',
+      eventVersion: '1.0.0',
+      actor: 'user_abc123',
+      actorType: 'user',
+      organizationId: 'org_1',
+      payload: signup,
+      metadata: { source: 'api', environment: 'test', requestId: 'req_1', ipAddress: '127.0.0.1' },
+      processed: false,
+      retryCount: 0,
+    });
+    expect(event.timestamp.getTime()).toBeGreaterThanOrEqual(before);
+    await bus.stop();
+  });
+
+  it('refuses an unknown type or an invalid payload with a coded error and stores nothing', async () => {
+    const bus = testBus();
+    await expect(bus.publish('auth.nope' as never, {} as never)).rejects.toBeInstanceOf(UnknownEventTypeError);
+    const err = await bus
+      .publish('auth.user_signed_up', { ...signup, email: 'not-an-email' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EventValidationError);
+    expect(EventBusError.is(err, 'EVENT_VALIDATION_FAILED')).toBe(true);
+    expect((err as EventValidationError).issues[0]!.path).toEqual(['email']);
+    expect((err as Error).message).not.toContain('not-an-email'); // no payload values in messages
+    await expect(bus.publish('auth.user_signed_up', signup, { deliverAt: new Date('nope') })).rejects.toMatchObject({
+      code: 'INVALID_OPTION',
+      option: 'deliverAt',
+    });
+    await expect(bus.publish('auth.user_signed_up', signup, { idempotencyKey: '' })).rejects.toMatchObject({
+      code: 'INVALID_OPTION',
+    });
+    expect((await bus.timeline()).events).toHaveLength(0);
+    await bus.stop();
+  });
+
+  it('publishMany stores all or none', async () => {
+    const bus = testBus();
+    await expect(
+      bus.publishMany([
+        { type: 'auth.user_signed_up', payload: signup },
+        { type: 'auth.user_logged_in', payload: { sessionId: 42 } as never },
+      ]),
+    ).rejects.toMatchObject({ code: 'EVENT_VALIDATION_FAILED' });
+    expect((await bus.timeline()).events).toHaveLength(0);
+    const events = await bus.publishMany([
+      { type: 'auth.user_signed_up', payload: signup, options: { actor: 'u1' } },
+      { type: 'auth.user_logged_in', payload: { sessionId: 's1' } },
+    ]);
+    expect(events.map((e) => e.eventType)).toEqual(['auth.user_signed_up', 'auth.user_logged_in']);
+    expect((await bus.timeline()).events).toHaveLength(2);
+    await bus.stop();
+  });
+
+  it('returns the first event for a repeated idempotency key', async () => {
+    const bus = testBus();
+    const first = await bus.publish('auth.user_signed_up', signup, { idempotencyKey: 'signup:ada' });
+    const again = await bus.publish('auth.user_signed_up', { ...signup, name: 'Other' }, { idempotencyKey: 'signup:ada' });
+    expect(again.eventId).toBe(first.eventId);
+    expect(again.payload.name).toBe('Ada');
+    expect(bus.stats().published).toBe(1);
+    await bus.stop();
+  });
+
+  it('refuses `tx` on a storage without transactions', async () => {
+    const bus = testBus();
+    await expect(bus.publish('auth.user_signed_up', signup, { tx: {} })).rejects.toMatchObject({
+      code: 'UNSUPPORTED_BY_STORAGE',
+    });
+    await bus.stop();
+  });
+
+  it('refuses to publish after stop', async () => {
+    const bus = testBus();
+    await bus.stop();
+    await expect(bus.publish('auth.user_signed_up', signup)).rejects.toMatchObject({ code: 'BUS_STOPPED' });
+  });
+
+  it('checks its options when created', () => {
+    expect(() => createEventBus({ catalog, dispatch: { concurrency: 0 } })).toThrow(/dispatch.concurrency/);
+    expect(() => createEventBus({ catalog, retry: { minDelayMs: 100, maxDelayMs: 10 } })).toThrow(/maxDelayMs/);
+    expect(() => createEventBus({} as never)).toThrow(/catalog/);
+  });
+});
