@@ -70,11 +70,14 @@ class RunningDelivery implements HandlerContext<Catalog> {
     readonly delivery: ClaimedDelivery,
     readonly sub: Subscription,
     private readonly dispatcher: Dispatcher,
+    leaseMs: number,
   ) {
     this.attempt = delivery.attempt;
     this.deliveryId = delivery.deliveryId;
     this.subscriber = delivery.subscriber;
-    this.leaseExpiresAt = delivery.leaseExpiresAt.getTime();
+    // Counted from now rather than read from the claim (a Date per delivery on
+    // the hot path): later by the claim's round trip, well within the renewal margin.
+    this.leaseExpiresAt = Date.now() + leaseMs;
   }
 
   get signal(): AbortSignal {
@@ -315,7 +318,7 @@ export class Dispatcher {
       this.deps.storage.release(delivery).catch((err) => this.deps.report(err, 'release'));
       return;
     }
-    const running = new RunningDelivery(delivery, sub, this);
+    const running = new RunningDelivery(delivery, sub, this, this.deps.dispatch.leaseMs);
     this.inFlight += 1;
     sub.inFlight += 1;
     this.running.set(delivery.deliveryId, running);

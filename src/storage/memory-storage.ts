@@ -31,7 +31,7 @@ import { MinHeap } from './min-heap';
 
 /** Options of {@link memoryStorage}. */
 export interface MemoryStorageOptions {
-  /** Recent events kept for `timeline`, `replay` and idempotency keys (default 10 000). Unfinished events are always kept. */
+  /** Recent events kept for `timeline`, `replay` and idempotency keys (default 1000). Unfinished events are always kept. */
   maxEvents?: number;
 }
 
@@ -69,7 +69,6 @@ interface SubscriberState {
   waiting: MinHeap<Delivery>;
   /** Unfinished deliveries per ordering key, in append order: only the first may run. */
   ordering: Map<string, Delivery[]>;
-  leased: Set<Delivery>;
   /** No lease of this subscriber expires before this time. */
   leaseCheckAt: number;
 }
@@ -87,7 +86,7 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({ transactions: false, d
  * ```
  */
 export function memoryStorage(options: MemoryStorageOptions = {}): Storage {
-  const maxEvents = options.maxEvents ?? 10_000;
+  const maxEvents = options.maxEvents ?? 1000;
   if (!Number.isInteger(maxEvents) || maxEvents < 1) {
     throw new InvalidOptionError('maxEvents', 'must be a positive integer');
   }
@@ -104,7 +103,9 @@ class MemoryStorage implements Storage {
   private readonly subscribers = new Map<string, SubscriberState>();
   private readonly targetsByType = new Map<string, SubscriberState[]>();
   private readonly deliveries = new Map<string, Delivery>();
-  private readonly unprocessed = new Map<string, EventRecord>();
+  /** Events waiting for their first subscriber (none was registered when they were appended). */
+  private readonly parked = new Set<EventRecord>();
+  private unprocessedCount = 0;
   private readonly byIdempotencyKey = new Map<string, EventRecord>();
   private readonly deadLetters = new Map<string, DeadLetter>();
   /** Recent events in append order; `windowStart` is the oldest one kept. */
@@ -128,7 +129,6 @@ class MemoryStorage implements Storage {
         dueHead: 0,
         waiting: new MinHeap((d) => d.runAt),
         ordering: new Map(),
-        leased: new Set(),
         leaseCheckAt: Infinity,
       };
       this.subscribers.set(name, state);
@@ -139,7 +139,8 @@ class MemoryStorage implements Storage {
     // A new name receives what is not yet processed (including events parked
     // while no subscriber existed), never older history.
     const now = Date.now();
-    for (const rec of this.unprocessed.values()) {
+    for (const rec of this.unprocessedRecords()) {
+      this.parked.delete(rec);
       for (const state of added) {
         if (state.patterns.some((p) => matchesPattern(p, rec.event.eventType))) {
           this.createDelivery(rec, state, rec.deliverAt, now, rec.orderingKey);
@@ -188,11 +189,12 @@ class MemoryStorage implements Storage {
       this.window.push(rec);
       const targets = this.targetsOf(input.event.eventType);
       if (targets.length > 0) {
-        this.unprocessed.set(input.event.eventId, rec);
+        this.unprocessedCount += 1;
         for (const state of targets) this.createDelivery(rec, state, deliverAt, now, rec.orderingKey);
         if (deliverAt <= now) dueCreated += targets.length;
       } else if (this.subscribers.size === 0) {
-        this.unprocessed.set(input.event.eventId, rec); // parked until the first subscriber registers
+        this.unprocessedCount += 1;
+        this.parked.add(rec); // until the first subscriber registers
       } else {
         input.event.processed = true;
       }
@@ -247,7 +249,6 @@ class MemoryStorage implements Storage {
       this.finish(d);
       return true;
     }
-    d.sub.leased.delete(d);
     d.token = null;
     d.runAt = outcome.retryAt.getTime();
     this.place(d, Date.now());
@@ -258,7 +259,6 @@ class MemoryStorage implements Storage {
     const d = this.held(lease);
     if (!d) return false;
     d.attempts -= 1;
-    d.sub.leased.delete(d);
     d.token = null;
     d.runAt = Math.min(d.runAt, Date.now());
     this.place(d, Date.now());
@@ -275,7 +275,9 @@ class MemoryStorage implements Storage {
       if (state.dueHead < state.due.length) return new Date(now);
       const top = state.waiting.peek();
       if (top) next = Math.min(next, top.runAt);
-      for (const d of state.leased) next = Math.min(next, d.leaseExpiresAt);
+    }
+    for (const d of this.deliveries.values()) {
+      if (d.place === 'leased' && names.includes(d.sub.name)) next = Math.min(next, d.leaseExpiresAt);
     }
     return next === Infinity ? null : new Date(next);
   }
@@ -373,12 +375,12 @@ class MemoryStorage implements Storage {
   async health(): Promise<StorageHealth> {
     const now = Date.now();
     let oldest: number | null = null;
-    for (const rec of this.unprocessed.values()) {
+    for (const rec of this.unprocessedRecords()) {
       if (rec.deliverAt > now) continue;
       const age = now - rec.event.timestamp.getTime();
       if (oldest === null || age > oldest) oldest = age;
     }
-    return { unprocessed: this.unprocessed.size, deadLetters: this.deadLetters.size, oldestPendingAgeMs: oldest };
+    return { unprocessed: this.unprocessedCount, deadLetters: this.deadLetters.size, oldestPendingAgeMs: oldest };
   }
 
   async close(): Promise<void> {
@@ -449,10 +451,11 @@ class MemoryStorage implements Storage {
       }
     }
     if (now >= state.leaseCheckAt) {
+      // Rare (only once a lease of this subscriber may have expired): a scan of the unfinished deliveries.
       let next = Infinity;
-      for (const d of state.leased) {
+      for (const d of this.deliveries.values()) {
+        if (d.sub !== state || d.place !== 'leased') continue;
         if (d.leaseExpiresAt <= now) {
-          state.leased.delete(d);
           d.token = null;
           d.place = 'due';
           state.due.push(d);
@@ -481,16 +484,8 @@ class MemoryStorage implements Storage {
         d.attempts += 1;
         d.token = String(++this.tokens);
         d.leaseExpiresAt = now + options.leaseMs;
-        state.leased.add(d);
         if (d.leaseExpiresAt < state.leaseCheckAt) state.leaseCheckAt = d.leaseExpiresAt;
-        claimed.push({
-          deliveryId: d.id,
-          token: d.token,
-          subscriber: state.name,
-          event: d.rec.event,
-          attempt: d.attempts,
-          leaseExpiresAt: new Date(d.leaseExpiresAt),
-        });
+        claimed.push(new Claim(d.id, d.token, state.name, d.rec.event, d.attempts, d.leaseExpiresAt));
         take -= 1;
       }
       compactQueue(state);
@@ -508,7 +503,6 @@ class MemoryStorage implements Storage {
   private finish(d: Delivery): void {
     const state = d.sub;
     this.deliveries.delete(d.id);
-    state.leased.delete(d);
     d.place = 'done';
     d.token = null;
     if (d.orderingKey !== undefined) {
@@ -525,19 +519,27 @@ class MemoryStorage implements Storage {
   }
 
   private markProcessed(rec: EventRecord): void {
+    if (rec.event.processed) return;
     rec.event.processed = true;
-    this.unprocessed.delete(rec.event.eventId);
+    this.unprocessedCount -= 1;
   }
 
   private reopen(rec: EventRecord): void {
+    if (!rec.event.processed) return;
     rec.event.processed = false;
-    this.unprocessed.set(rec.event.eventId, rec);
+    this.unprocessedCount += 1;
+  }
+
+  /** Unprocessed events, oldest first: those with unfinished deliveries, and the parked ones. */
+  private unprocessedRecords(): EventRecord[] {
+    const records = new Set<EventRecord>(this.parked);
+    for (const d of this.deliveries.values()) records.add(d.rec);
+    return [...records].sort((a, b) => a.seq - b.seq);
   }
 
   /** The record of an event (a dead letter may outlive the window). */
   private recordOf(event: BaseEvent): EventRecord {
-    const known = this.unprocessed.get(event.eventId);
-    if (known) return known;
+    for (const d of this.deliveries.values()) if (d.rec.event.eventId === event.eventId) return d.rec;
     for (let i = this.window.length - 1; i >= this.windowStart; i--) {
       if (this.window[i]!.event.eventId === event.eventId) return this.window[i]!;
     }
@@ -559,6 +561,22 @@ class MemoryStorage implements Storage {
       this.window = this.window.slice(this.windowStart);
       this.windowStart = 0;
     }
+  }
+}
+
+/** A claim as handed out: a snapshot, so a stale holder keeps its stale token. The Date is made only if read. */
+class Claim implements ClaimedDelivery {
+  constructor(
+    readonly deliveryId: string,
+    readonly token: string,
+    readonly subscriber: string,
+    readonly event: BaseEvent,
+    readonly attempt: number,
+    private readonly expiresAtMs: number,
+  ) {}
+
+  get leaseExpiresAt(): Date {
+    return new Date(this.expiresAtMs);
   }
 }
 
