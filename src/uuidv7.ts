@@ -8,20 +8,32 @@ import { randomFillSync } from 'node:crypto';
 const POOL_SIZE = 8 * 1024;
 const pool = new Uint8Array(POOL_SIZE);
 let poolOffset = POOL_SIZE;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** ASCII codes of the two hex digits of each byte value. */
+const HEX_HI = new Uint8Array(256);
+const HEX_LO = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  const hex = i.toString(16).padStart(2, '0');
+  HEX_HI[i] = hex.charCodeAt(0);
+  HEX_LO[i] = hex.charCodeAt(1);
+}
+/** Positions of each byte's two digits in `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`. */
+const AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+// The id is written into one buffer and read out as one flat string: no
+// intermediate strings per id (this runs once per published event).
+const text = Buffer.from('00000000-0000-7000-8000-000000000000', 'latin1');
+const bytes = new Uint8Array(16);
 
 let lastMs = -1;
 let counter = 0;
 
-function randomBytes(n: number): number {
-  // Random bytes are drawn from a pool refilled in bulk: one syscall per ~800 ids.
+function fillRandom(into: Uint8Array, from: number, n: number): void {
+  // Random bytes are drawn from a pool refilled in bulk: one syscall per ~1000 ids.
   if (poolOffset + n > POOL_SIZE) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const at = poolOffset;
+  for (let i = 0; i < n; i++) into[from + i] = pool[poolOffset + i]!;
   poolOffset += n;
-  return at;
 }
 
 /** A new UUIDv7 string (time-ordered). */
@@ -35,30 +47,22 @@ export function uuidv7(now: number = Date.now()): string {
     counter = 0;
   }
   const ms = lastMs;
-  const r = randomBytes(8);
-  const h = HEX;
   const hi = Math.floor(ms / 0x10000);
-  const lo = ms & 0xffff;
-  return (
-    h[(hi >>> 24) & 0xff]! +
-    h[(hi >>> 16) & 0xff]! +
-    h[(hi >>> 8) & 0xff]! +
-    h[hi & 0xff]! +
-    '-' +
-    h[lo >>> 8]! +
-    h[lo & 0xff]! +
-    '-' +
-    h[0x70 | (counter >>> 8)]! +
-    h[counter & 0xff]! +
-    '-' +
-    h[0x80 | (pool[r]! & 0x3f)]! +
-    h[pool[r + 1]!]! +
-    '-' +
-    h[pool[r + 2]!]! +
-    h[pool[r + 3]!]! +
-    h[pool[r + 4]!]! +
-    h[pool[r + 5]!]! +
-    h[pool[r + 6]!]! +
-    h[pool[r + 7]!]!
-  );
+  bytes[0] = (hi >>> 24) & 0xff;
+  bytes[1] = (hi >>> 16) & 0xff;
+  bytes[2] = (hi >>> 8) & 0xff;
+  bytes[3] = hi & 0xff;
+  bytes[4] = (ms >>> 8) & 0xff;
+  bytes[5] = ms & 0xff;
+  bytes[6] = 0x70 | (counter >>> 8);
+  bytes[7] = counter & 0xff;
+  fillRandom(bytes, 8, 8);
+  bytes[8] = 0x80 | (bytes[8]! & 0x3f);
+  for (let i = 0; i < 16; i++) {
+    const b = bytes[i]!;
+    const at = AT[i]!;
+    text[at] = HEX_HI[b]!;
+    text[at + 1] = HEX_LO[b]!;
+  }
+  return text.toString('latin1', 0, 36);
 }

@@ -112,7 +112,7 @@ class Bus<C extends Catalog> {
     this.assertTx(tx);
     const result = await this.storage.append([input], {
       tx,
-      claim: tx === undefined ? this.dispatcher.claimRequest() : undefined,
+      claim: tx === undefined ? this.dispatcher.appendClaim() : undefined,
     });
     this.afterAppend([input], result, tx);
     return result.events[0]!;
@@ -131,7 +131,7 @@ class Bus<C extends Catalog> {
     this.assertTx(tx);
     const result = await this.storage.append(inputs, {
       tx,
-      claim: tx === undefined ? this.dispatcher.claimRequest() : undefined,
+      claim: tx === undefined ? this.dispatcher.appendClaim() : undefined,
     });
     this.afterAppend(inputs, result, tx);
     return result.events;

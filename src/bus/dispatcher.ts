@@ -54,7 +54,6 @@ type State = 'created' | 'running' | 'stopping' | 'stopped';
  */
 class RunningDelivery implements HandlerContext<Catalog> {
   readonly attempt: number;
-  readonly deliveryId: string;
   readonly subscriber: string;
   tx?: unknown;
   leaseExpiresAt: number;
@@ -73,11 +72,14 @@ class RunningDelivery implements HandlerContext<Catalog> {
     leaseMs: number,
   ) {
     this.attempt = delivery.attempt;
-    this.deliveryId = delivery.deliveryId;
     this.subscriber = delivery.subscriber;
     // Counted from now rather than read from the claim (a Date per delivery on
     // the hot path): later by the claim's round trip, well within the renewal margin.
     this.leaseExpiresAt = Date.now() + leaseMs;
+  }
+
+  get deliveryId(): string {
+    return this.delivery.deliveryId;
   }
 
   get signal(): AbortSignal {
@@ -119,7 +121,7 @@ export class Dispatcher {
   readonly logger: Logger;
   private state: State = 'created';
   private inFlight = 0;
-  private readonly running = new Map<string, RunningDelivery>();
+  private readonly running = new Set<RunningDelivery>();
   private pumping = false;
   private pumpAgain = false;
   /** The last claim filled all free slots: more work may be waiting for a slot. */
@@ -131,6 +133,8 @@ export class Dispatcher {
   private transportSubscription: TransportSubscription | undefined;
   private unwatch: (() => Promise<void>) | undefined;
   private settleWaiters: (() => void)[] = [];
+  private liveClaim: ClaimOptions | undefined;
+  private liveClaimVersion = -1;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.logger = deps.logger;
@@ -194,6 +198,35 @@ export class Dispatcher {
     }
     if (subscribers.length === 0) return undefined;
     return { owner: this.owner, subscribers, limit: Math.min(limit, capacity), leaseMs: dispatch.leaseMs };
+  }
+
+  /**
+   * The claim a publish passes to `storage.append`. Unlike {@link claimRequest}
+   * it is made once per set of subscribers and reads the free slots when the
+   * storage looks (getters), so the publish path allocates nothing for it.
+   */
+  appendClaim(): ClaimOptions | undefined {
+    if (this.state !== 'running' || this.inFlight >= this.deps.dispatch.concurrency) return undefined;
+    const { registry, dispatch } = this.deps;
+    if (this.liveClaimVersion !== registry.version) {
+      this.liveClaimVersion = registry.version;
+      const subscribers = [...registry.all()].map((sub) => ({
+        name: sub.name,
+        get limit() {
+          return Math.max(0, sub.concurrency - sub.inFlight);
+        },
+      }));
+      const dispatcher = this;
+      this.liveClaim = {
+        owner: this.owner,
+        subscribers,
+        leaseMs: dispatch.leaseMs,
+        get limit() {
+          return Math.max(0, Math.min(dispatch.batchSize, dispatch.concurrency - dispatcher.inFlight));
+        },
+      };
+    }
+    return this.liveClaim;
   }
 
   /** Runs deliveries claimed for this dispatcher (by a claim, or by an append). */
@@ -321,7 +354,7 @@ export class Dispatcher {
     const running = new RunningDelivery(delivery, sub, this, this.deps.dispatch.leaseMs);
     this.inFlight += 1;
     sub.inFlight += 1;
-    this.running.set(delivery.deliveryId, running);
+    this.running.add(running);
     void this.execute(running);
   }
 
@@ -359,7 +392,7 @@ export class Dispatcher {
       if (handled) this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
       else await this.settleFailure(running, err);
     } finally {
-      this.running.delete(delivery.deliveryId);
+      this.running.delete(running);
       this.inFlight -= 1;
       sub.inFlight -= 1;
       if (this.saturated) this.wake();
@@ -424,14 +457,14 @@ export class Dispatcher {
     if (this.running.size === 0) return;
     const { storage, dispatch } = this.deps;
     const renewBefore = Date.now() + (dispatch.leaseMs * 2) / 3;
-    const due = [...this.running.values()].filter((r) => !r.lost && r.leaseExpiresAt < renewBefore);
+    const due = [...this.running].filter((r) => !r.lost && r.leaseExpiresAt < renewBefore);
     if (due.length === 0) return;
     try {
       const extended = new Set(await storage.extend(due.map((r) => r.delivery), dispatch.leaseMs));
       const until = Date.now() + dispatch.leaseMs;
       for (const r of due) {
         if (extended.has(r.deliveryId)) r.leaseExpiresAt = until;
-        else if (this.running.get(r.deliveryId) === r) {
+        else if (this.running.has(r)) {
           r.lost = true;
           r.abort(new EventBusError('LEASE_LOST', 'The lease of this delivery was taken over by another worker'));
         }
@@ -450,7 +483,7 @@ export class Dispatcher {
 
   private async abortRunning(): Promise<void> {
     const reason = new EventBusError('BUS_STOPPED', 'The bus is stopping');
-    const left = [...this.running.values()];
+    const left = [...this.running];
     for (const r of left) {
       r.stopping = true;
       r.abort(reason);
@@ -458,7 +491,7 @@ export class Dispatcher {
     // Give aborted handlers a moment to settle, then hand their claims back.
     await this.drain(Math.min(1000, this.deps.dispatch.shutdownTimeoutMs + 100));
     for (const r of left) {
-      if (this.running.get(r.deliveryId) !== r) continue;
+      if (!this.running.has(r)) continue;
       await this.deps.storage.release(r.delivery).catch((err) => this.deps.report(err, 'release'));
     }
   }

@@ -23,6 +23,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 /** Holds the subscriptions; checks names and patterns against the catalog. */
 export class SubscriberRegistry {
   private readonly byName = new Map<string, Subscription>();
+  /** Changes whenever a subscription is added or removed. */
+  version = 0;
 
   constructor(
     private readonly catalog: Catalog,
@@ -62,11 +64,15 @@ export class SubscriberRegistry {
       inFlight: 0,
     };
     this.byName.set(name, subscription);
+    this.version += 1;
     return subscription;
   }
 
   remove(subscription: Subscription): void {
-    if (this.byName.get(subscription.name) === subscription) this.byName.delete(subscription.name);
+    if (this.byName.get(subscription.name) === subscription) {
+      this.byName.delete(subscription.name);
+      this.version += 1;
+    }
   }
 
   get(name: string): Subscription | undefined {

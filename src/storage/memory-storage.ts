@@ -48,7 +48,8 @@ interface EventRecord {
 type Place = 'due' | 'waiting' | 'blocked' | 'leased' | 'done';
 
 interface Delivery {
-  id: string;
+  /** Made on first use: most deliveries finish without anyone asking for it. */
+  id: string | undefined;
   sub: SubscriberState;
   rec: EventRecord;
   attempts: number;
@@ -102,7 +103,8 @@ class MemoryStorage implements Storage {
   private rotation = 0;
   private readonly subscribers = new Map<string, SubscriberState>();
   private readonly targetsByType = new Map<string, SubscriberState[]>();
-  private readonly deliveries = new Map<string, Delivery>();
+  /** Unfinished deliveries. A Set of objects: no string hashing on the hot path. */
+  private readonly deliveries = new Set<Delivery>();
   /** Events waiting for their first subscriber (none was registered when they were appended). */
   private readonly parked = new Set<EventRecord>();
   private unprocessedCount = 0;
@@ -155,7 +157,7 @@ class MemoryStorage implements Storage {
     if (!state) return;
     this.subscribers.delete(name);
     this.targetsByType.clear();
-    for (const d of [...this.deliveries.values()]) {
+    for (const d of [...this.deliveries]) {
       if (d.sub === state) this.finish(d);
     }
   }
@@ -216,7 +218,7 @@ class MemoryStorage implements Storage {
       const d = this.held(lease);
       if (!d) continue;
       d.leaseExpiresAt = until;
-      extended.push(d.id);
+      extended.push(idOf(d));
     }
     return extended;
   }
@@ -236,8 +238,9 @@ class MemoryStorage implements Storage {
     if (!d) return false;
     d.rec.event.retryCount += 1;
     if (outcome.retryAt === null) {
-      this.deadLetters.set(d.id, {
-        id: d.id,
+      const id = idOf(d);
+      this.deadLetters.set(id, {
+        id,
         eventId: d.rec.event.eventId,
         eventType: d.rec.event.eventType,
         subscriber: d.sub.name,
@@ -276,7 +279,7 @@ class MemoryStorage implements Storage {
       const top = state.waiting.peek();
       if (top) next = Math.min(next, top.runAt);
     }
-    for (const d of this.deliveries.values()) {
+    for (const d of this.deliveries) {
       if (d.place === 'leased' && names.includes(d.sub.name)) next = Math.min(next, d.leaseExpiresAt);
     }
     return next === Infinity ? null : new Date(next);
@@ -286,7 +289,7 @@ class MemoryStorage implements Storage {
     const wanted = new Set(names);
     const now = Date.now();
     const backlog: Backlog = { due: 0, leased: 0, retrying: 0, scheduled: 0 };
-    for (const d of this.deliveries.values()) {
+    for (const d of this.deliveries) {
       if (!wanted.has(d.sub.name)) continue;
       // A delivery blocked behind an earlier one of its ordering key counts as that one does.
       const head = d.place === 'blocked' ? (d.sub.ordering.get(d.orderingKey!)?.[0] ?? d) : d;
@@ -329,7 +332,7 @@ class MemoryStorage implements Storage {
       if (!matchesFilter(rec.event, query, types)) continue;
       for (const state of targets) {
         if (!state.patterns.some((p) => matchesPattern(p, rec.event.eventType))) continue;
-        if (this.deliveries.has(deliveryIdOf(rec.event.eventId, state.name))) continue;
+        if (this.findDelivery(deliveryIdOf(rec.event.eventId, state.name))) continue;
         this.reopen(rec);
         this.deadLetters.delete(deliveryIdOf(rec.event.eventId, state.name));
         this.createDelivery(rec, state, now, now, rec.orderingKey);
@@ -406,7 +409,7 @@ class MemoryStorage implements Storage {
     orderingKey: string | undefined,
   ): void {
     const d: Delivery = {
-      id: deliveryIdOf(rec.event.eventId, sub.name),
+      id: undefined,
       sub,
       rec,
       attempts: 0,
@@ -416,7 +419,7 @@ class MemoryStorage implements Storage {
       leaseExpiresAt: 0,
       place: 'done',
     };
-    this.deliveries.set(d.id, d);
+    this.deliveries.add(d);
     rec.pending += 1;
     if (orderingKey !== undefined) {
       const queue = sub.ordering.get(orderingKey);
@@ -453,7 +456,7 @@ class MemoryStorage implements Storage {
     if (now >= state.leaseCheckAt) {
       // Rare (only once a lease of this subscriber may have expired): a scan of the unfinished deliveries.
       let next = Infinity;
-      for (const d of this.deliveries.values()) {
+      for (const d of this.deliveries) {
         if (d.sub !== state || d.place !== 'leased') continue;
         if (d.leaseExpiresAt <= now) {
           d.token = null;
@@ -485,7 +488,7 @@ class MemoryStorage implements Storage {
         d.token = String(++this.tokens);
         d.leaseExpiresAt = now + options.leaseMs;
         if (d.leaseExpiresAt < state.leaseCheckAt) state.leaseCheckAt = d.leaseExpiresAt;
-        claimed.push(new Claim(d.id, d.token, state.name, d.rec.event, d.attempts, d.leaseExpiresAt));
+        claimed.push(new Claim(d, d.token, d.attempts, d.leaseExpiresAt));
         take -= 1;
       }
       compactQueue(state);
@@ -493,16 +496,21 @@ class MemoryStorage implements Storage {
     return claimed;
   }
 
+  private findDelivery(id: string): Delivery | undefined {
+    for (const d of this.deliveries) if (idOf(d) === id) return d;
+    return undefined;
+  }
+
   /** The delivery behind `lease`, if that lease is still the current one. */
   private held(lease: Lease): Delivery | undefined {
-    const d = this.deliveries.get(lease.deliveryId);
+    const d = lease instanceof Claim ? lease.delivery : this.findDelivery(lease.deliveryId);
     return d && d.place === 'leased' && d.token === lease.token ? d : undefined;
   }
 
   /** Ends a delivery (succeeded, dead-lettered or retired) and frees what it held. */
   private finish(d: Delivery): void {
     const state = d.sub;
-    this.deliveries.delete(d.id);
+    this.deliveries.delete(d);
     d.place = 'done';
     d.token = null;
     if (d.orderingKey !== undefined) {
@@ -533,13 +541,13 @@ class MemoryStorage implements Storage {
   /** Unprocessed events, oldest first: those with unfinished deliveries, and the parked ones. */
   private unprocessedRecords(): EventRecord[] {
     const records = new Set<EventRecord>(this.parked);
-    for (const d of this.deliveries.values()) records.add(d.rec);
+    for (const d of this.deliveries) records.add(d.rec);
     return [...records].sort((a, b) => a.seq - b.seq);
   }
 
   /** The record of an event (a dead letter may outlive the window). */
   private recordOf(event: BaseEvent): EventRecord {
-    for (const d of this.deliveries.values()) if (d.rec.event.eventId === event.eventId) return d.rec;
+    for (const d of this.deliveries) if (d.rec.event.eventId === event.eventId) return d.rec;
     for (let i = this.window.length - 1; i >= this.windowStart; i--) {
       if (this.window[i]!.event.eventId === event.eventId) return this.window[i]!;
     }
@@ -550,10 +558,11 @@ class MemoryStorage implements Storage {
   private evict(): void {
     const excess = this.window.length - this.windowStart - this.maxEvents;
     if (excess <= 0) return;
+    const keyed = this.byIdempotencyKey.size > 0; // else leave old records untouched (cold in cache)
     for (let i = 0; i < excess; i++) {
       const rec = this.window[this.windowStart]!;
       this.window[this.windowStart++] = undefined;
-      if (rec.idempotencyKey !== undefined && this.byIdempotencyKey.get(rec.idempotencyKey) === rec) {
+      if (keyed && rec.idempotencyKey !== undefined && this.byIdempotencyKey.get(rec.idempotencyKey) === rec) {
         this.byIdempotencyKey.delete(rec.idempotencyKey);
       }
     }
@@ -567,17 +576,32 @@ class MemoryStorage implements Storage {
 /** A claim as handed out: a snapshot, so a stale holder keeps its stale token. The Date is made only if read. */
 class Claim implements ClaimedDelivery {
   constructor(
-    readonly deliveryId: string,
+    /** @internal the claimed delivery: settling needs no lookup by id */
+    readonly delivery: Delivery,
     readonly token: string,
-    readonly subscriber: string,
-    readonly event: BaseEvent,
     readonly attempt: number,
     private readonly expiresAtMs: number,
   ) {}
 
+  get deliveryId(): string {
+    return idOf(this.delivery);
+  }
+
+  get subscriber(): string {
+    return this.delivery.sub.name;
+  }
+
+  get event(): BaseEvent {
+    return this.delivery.rec.event;
+  }
+
   get leaseExpiresAt(): Date {
     return new Date(this.expiresAtMs);
   }
+}
+
+function idOf(d: Delivery): string {
+  return (d.id ??= deliveryIdOf(d.rec.event.eventId, d.sub.name));
 }
 
 function deliveryIdOf(eventId: string, subscriber: string): string {
