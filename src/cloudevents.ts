@@ -120,7 +120,7 @@ const ATTRIBUTE_NAME = /^[a-z0-9]+$/;
 // RFC 3339 date-time, as CloudEvents requires for `time`.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const URI_SCHEME = /^[a-zA-Z][a-zA-Z0-9+.-]*:/;
-const WHITESPACE = /[\s\u0000-\u001f\u007f]/;
+const WHITESPACE = /[\s\p{Cc}]/u;
 
 /**
  * Converts an event into a CloudEvents 1.0 event (structured JSON format).

@@ -10,6 +10,7 @@
  * delivery whose lease was lost has its signal aborted and cannot settle.
  */
 import { hostname } from 'node:os';
+import pRetry from 'p-retry';
 import type { Catalog } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, NonRetryableError, toErrorInfo } from '../errors';
@@ -161,13 +162,30 @@ export class Dispatcher {
     if (this.state !== 'created') return;
     this.state = 'running';
     const { storage, transport, dispatch } = this.deps;
-    await this.registerSubscribers();
-    this.transportSubscription = await transport.subscribe(DISPATCH_GROUP, () => this.wake());
-    if (storage.watch) this.unwatch = await storage.watch(() => this.wake());
+    // A service often starts while its database or broker is still coming up:
+    // these first calls ride out transient failures (handler retries, by
+    // contrast, follow the bus's own stored schedule).
+    await this.withStartupRetries('register subscribers', () => this.registerSubscribers());
+    this.transportSubscription = await this.withStartupRetries('subscribe to transport', () =>
+      transport.subscribe(DISPATCH_GROUP, () => this.wake()),
+    );
+    if (storage.watch) this.unwatch = await this.withStartupRetries('watch storage', () => storage.watch!(() => this.wake()));
     const beat = Math.max(50, Math.floor(dispatch.leaseMs / 3));
     this.heartbeat = setInterval(() => void this.extendLeases(), beat);
     this.heartbeat.unref();
     this.wake();
+  }
+
+  private withStartupRetries<T>(what: string, run: () => Promise<T>): Promise<T> {
+    return pRetry(run, {
+      retries: 5,
+      minTimeout: 100,
+      maxTimeout: 2000,
+      // Only infrastructure faults are worth another try; a refused option is not.
+      shouldRetry: ({ error }) => !EventBusError.is(error) || EventBusError.is(error, 'STORAGE_UNAVAILABLE') || EventBusError.is(error, 'TRANSPORT_UNAVAILABLE'),
+      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) =>
+        this.logger.warn({ err: error, attemptNumber, retriesLeft }, `event bus: ${what} failed; retrying`),
+    });
   }
 
   /** Tells the storage about subscribers added after `start()`. */

@@ -205,6 +205,26 @@ describe('lifecycle', () => {
     expect(deadLettered).toMatchObject({ subscriber: 'email.welcome', eventType: 'auth.user_signed_up', attempt: 2 });
   });
 
+  it('start() rides out a storage that is briefly unavailable, but not a refused registration', async () => {
+    const storage = memoryStorage();
+    let failures = 2;
+    const register = storage.register.bind(storage);
+    // Fault injection on the real memory storage: the first two registrations fail like a database still booting.
+    storage.register = async (subs) => {
+      if (failures-- > 0) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      return register(subs);
+    };
+    const bus = createEventBus({ catalog, storage });
+    const got: string[] = [];
+    bus.subscribe('auth.user_logged_in', (e) => void got.push(e.payload.sessionId), { name: 'a' });
+    await bus.start();
+    await bus.publish('auth.user_logged_in', { sessionId: 's' });
+    await bus.idle({ timeoutMs: 2000 });
+    expect(got).toEqual(['s']);
+    expect(failures).toBe(-1);
+    await bus.stop();
+  });
+
   it('waitForEvent rejects with a coded error on timeout', async () => {
     const bus = testBus();
     await expect(waitForEvent(bus, 'org.created', { timeoutMs: 30 })).rejects.toMatchObject({ code: 'IDLE_TIMEOUT' });

@@ -1,0 +1,87 @@
+/**
+ * The database restarts while worker processes run, on a throwaway
+ * PostgreSQL this test starts itself (`initdb` + `pg_ctl`, free port): the
+ * workers reconnect and finish, and a publish during the outage rejects with
+ * STORAGE_UNAVAILABLE and leaves nothing half-written.
+ */
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEventBus, EventBusError } from '@blawby/event-bus';
+import { migrate, postgresStorage, type DrizzleDatabase } from '@blawby/event-bus/postgres';
+import { workerCatalog } from './fixtures/catalog';
+import { startWorker, stopWorker, type WorkerProcess } from './fixtures/processes';
+import { startThrowawayServer, throwawayServerUnavailable, type ThrowawayServer } from './fixtures/throwaway-server';
+
+const reason = throwawayServerUnavailable();
+if (reason) process.stderr.write(`[database-restart.int.test] SKIPPED: ${reason}\n`);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  let server: ThrowawayServer;
+  let client: postgres.Sql;
+  let db: DrizzleDatabase;
+  let workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    server = await startThrowawayServer();
+    client = postgres(server.url, { max: 5, onnotice: () => {}, connect_timeout: 3 });
+    db = drizzle(client) as unknown as DrizzleDatabase;
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all(workers.map(stopWorker));
+    await client?.end({ timeout: 1 }).catch(() => {});
+    server?.destroy();
+  });
+
+  async function one(query: string): Promise<Record<string, unknown>> {
+    const rows = (await db.execute(sql.raw(query))) as unknown as Record<string, unknown>[];
+    return rows[0]!;
+  }
+
+  it('workers reconnect and finish; a publish during the outage is refused with STORAGE_UNAVAILABLE', async () => {
+    const schema = 'restart';
+    await migrate(db, { schema });
+    await db.execute(
+      sql.raw(`CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL, attempt INT NOT NULL)`),
+    );
+    const publisher = createEventBus({ catalog: workerCatalog, storage: postgresStorage({ db, schema }) });
+    const env = { DB_URL: server.url, SCHEMA: schema, SUBSCRIBERS: '1', CONCURRENCY: '4', HANDLER_MS: '10', LEASE_MS: '2000', POLL_MS: '100' };
+    workers = await Promise.all(['w1', 'w2'].map((name) => startWorker(name, env)));
+
+    const batch = (from: number) =>
+      Array.from({ length: 100 }, (_, i) => ({ type: 'test.item_created' as const, payload: { n: from + i } }));
+    for (let i = 0; i < 3; i++) await publisher.publishMany(batch(i * 100));
+    for (;;) {
+      if (Number((await one(`SELECT count(*)::int AS n FROM ${schema}.handled`)).n) >= 20) break;
+      await sleep(20);
+    }
+
+    server.stop();
+    const during = await publisher.publish('test.item_created', { n: -1 }).catch((e: unknown) => e);
+    expect(EventBusError.is(during, 'STORAGE_UNAVAILABLE')).toBe(true);
+    const duringMany = await publisher.publishMany(batch(10_000)).catch((e: unknown) => e);
+    expect(EventBusError.is(duringMany, 'STORAGE_UNAVAILABLE')).toBe(true);
+    await sleep(1000); // workers keep failing to reach the database meanwhile
+    server.start();
+
+    await publisher.publishMany(batch(300));
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const r = await one(
+        `SELECT (SELECT count(*) FROM ${schema}.events WHERE processed)::int AS done, (SELECT count(*) FROM ${schema}.event_deliveries)::int AS left`,
+      );
+      if (Number(r.done) === 400 && Number(r.left) === 0) break;
+      if (Date.now() > deadline) throw new Error(`workers did not finish after the restart: ${JSON.stringify(r)}\n${workers.map((w) => w.stderr()).join('\n')}`);
+      await sleep(100);
+    }
+    const r = await one(`SELECT count(*)::int AS events, count(*) FILTER (WHERE (payload->>'n')::int < 0 OR (payload->>'n')::int >= 10000)::int AS refused FROM ${schema}.events`);
+    expect(r).toEqual({ events: 400, refused: 0 }); // the refused publishes left no row
+    const h = await one(`SELECT count(DISTINCT event_id)::int AS handled FROM ${schema}.handled`);
+    expect(h.handled).toBe(400);
+    expect((await one(`SELECT count(*)::int AS n FROM ${schema}.event_dead_letters`)).n).toBe(0);
+    await publisher.stop();
+  }, 180_000);
+});

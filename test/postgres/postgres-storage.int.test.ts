@@ -1,0 +1,404 @@
+/**
+ * What is specific to the PostgreSQL storage, beyond the shared contract:
+ * migrations (idempotent, concurrent, schema and prefix, SQL export, foreign
+ * key), publishing in a user's drizzle transaction, transactional
+ * subscribers, LISTEN wake-ups, coalesced appends, purge, and errors.
+ * Runs on PGlite always and on postgres.js when `DATABASE_URL` is set.
+ */
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createEventBus, defineCatalog, defineEvent, EventBusError } from '@blawby/event-bus';
+import type { EventBus } from '@blawby/event-bus';
+import { migrate, migrationSql, postgresStorage, type DrizzleDatabase } from '@blawby/event-bus/postgres';
+import { makeEvent } from '../contract/storage.contract';
+import { createTestDatabase, DRIVERS, type TestDatabase } from './databases';
+
+const catalog = defineCatalog({
+  'auth.user_signed_up': defineEvent({ version: '1.0.0', payload: z.object({ email: z.string() }) }),
+  'billing.payment_failed': defineEvent({ version: '1.0.0', payload: z.object({ amount: z.number() }) }),
+});
+
+async function rows(db: DrizzleDatabase, query: string): Promise<Record<string, unknown>[]> {
+  const result = await db.execute(sql.raw(query));
+  return Array.isArray(result) ? result : (result as { rows: Record<string, unknown>[] }).rows;
+}
+
+async function count(db: DrizzleDatabase, query: string): Promise<number> {
+  return Number((await rows(db, query))[0]!.n);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+for (const driver of DRIVERS) {
+  describe(`postgres storage on ${driver}`, () => {
+    let database: TestDatabase;
+    let db: DrizzleDatabase;
+    let schemas = 0;
+    const buses: EventBus<typeof catalog>[] = [];
+
+    /** A migrated schema of its own for one test. */
+    async function freshSchema(): Promise<string> {
+      const schema = `s${++schemas}`;
+      await migrate(db, { schema });
+      return schema;
+    }
+
+    function bus(schema: string, options: { pollIntervalMs?: number } = {}) {
+      const b = createEventBus({
+        catalog,
+        storage: postgresStorage({ db, schema }),
+        dispatch: { pollIntervalMs: options.pollIntervalMs ?? 50, leaseMs: 5000 },
+        retry: { attempts: 2, minDelayMs: 10, maxDelayMs: 20 },
+      });
+      buses.push(b);
+      return b;
+    }
+
+    beforeAll(async () => {
+      database = await createTestDatabase(driver);
+      db = database.db;
+    });
+    afterAll(async () => {
+      for (const b of buses) await b.stop();
+      await database?.dispose();
+    });
+
+    describe('migrations', () => {
+      it('creates the tables once, records them, and does nothing the second time', async () => {
+        const first = await migrate(db, { schema: 'mig_once' });
+        const second = await migrate(db, { schema: 'mig_once' });
+        expect(first.applied).toEqual([1]);
+        expect(second.applied).toEqual([]);
+        const tables = await rows(
+          db,
+          `SELECT table_name FROM information_schema.tables WHERE table_schema = 'mig_once' ORDER BY table_name`,
+        );
+        expect(tables.map((r) => r.table_name)).toEqual([
+          'event_bus_migrations',
+          'event_dead_letters',
+          'event_deliveries',
+          'event_subscribers',
+          'event_subscriptions',
+          'events',
+        ]);
+        expect(await count(db, `SELECT count(*)::int AS n FROM mig_once.event_bus_migrations`)).toBe(1);
+        // The seed's indexes are all there.
+        const indexes = (
+          await rows(db, `SELECT indexname FROM pg_indexes WHERE schemaname = 'mig_once' AND tablename = 'events'`)
+        ).map((r) => r.indexname);
+        for (const name of [
+          'idx_event_type',
+          'idx_actor',
+          'idx_actor_type',
+          'idx_organization_id',
+          'idx_created_at',
+          'idx_processed',
+          'idx_event_type_created',
+          'idx_actor_events',
+          'idx_org_events',
+        ]) {
+          expect(indexes).toContain(name);
+        }
+      });
+
+      it('applies each migration once when several processes migrate at the same time', async () => {
+        if (driver === 'pglite') {
+          // One PGlite has one connection: concurrent calls queue on it, which must still be safe.
+          const results = await Promise.all([1, 2, 3].map(() => migrate(db, { schema: 'mig_race' })));
+          expect(results.flatMap((r) => r.applied)).toEqual([1]);
+          return;
+        }
+        const clients = [1, 2, 3, 4].map(() => postgres(database.url!, { max: 1, onnotice: () => {} }));
+        try {
+          const results = await Promise.all(
+            clients.map((c) => migrate(drizzlePostgres(c) as unknown as DrizzleDatabase, { schema: 'mig_race' })),
+          );
+          expect(results.flatMap((r) => r.applied)).toEqual([1]);
+        } finally {
+          await Promise.all(clients.map((c) => c.end()));
+        }
+      });
+
+      it('places every table in a non-default schema with a prefix, and the storage works there', async () => {
+        await migrate(db, { schema: 'custom_place', tablePrefix: 'eb_' });
+        const tables = (
+          await rows(db, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'custom_place'`)
+        ).map((r) => r.table_name);
+        expect(tables.sort()).toEqual(
+          ['eb_event_bus_migrations', 'eb_event_dead_letters', 'eb_event_deliveries', 'eb_event_subscribers', 'eb_event_subscriptions', 'eb_events'].sort(),
+        );
+        const storage = postgresStorage({ db, schema: 'custom_place', tablePrefix: 'eb_' });
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        await storage.append([{ event: makeEvent() }]);
+        expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_events`)).toBe(1);
+        expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_event_deliveries`)).toBe(1);
+        expect(await count(db, `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'events'`)).toBe(0);
+      });
+
+      it('exports SQL that creates the same tables, after which migrate() finds nothing to do', async () => {
+        const script = migrationSql({ schema: 'from_sql' });
+        expect(script).toContain('CREATE TABLE IF NOT EXISTS "from_sql"."events"');
+        // Users run the script with their own tools: here, statement by statement.
+        for (const statement of script.split(/;\n\n/)) {
+          const text = statement.replace(/^--.*$/gm, '').trim();
+          if (text) await db.execute(sql.raw(text));
+        }
+        expect((await migrate(db, { schema: 'from_sql' })).applied).toEqual([]);
+        const storage = postgresStorage({ db, schema: 'from_sql' });
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        await storage.append([{ event: makeEvent() }]);
+        expect(await storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 5 }], limit: 5, leaseMs: 1000 })).toHaveLength(1);
+      });
+
+      it('adds the organization foreign key only when asked', async () => {
+        await db.execute(sql.raw(`CREATE SCHEMA fk`));
+        await db.execute(sql.raw(`CREATE TABLE fk.organization (id TEXT PRIMARY KEY)`));
+        await migrate(db, { schema: 'fk', organizationForeignKey: { table: 'organization' } });
+        await db.execute(sql.raw(`INSERT INTO fk.organization (id) VALUES ('org_1')`));
+        const storage = postgresStorage({ db, schema: 'fk' });
+        await storage.append([{ event: makeEvent('auth.user_signed_up', { organizationId: 'org_1' }) }]);
+        await expect(
+          storage.append([{ event: makeEvent('auth.user_signed_up', { organizationId: 'org_unknown' }) }]),
+        ).rejects.toThrow();
+        expect(await count(db, `SELECT count(*)::int AS n FROM fk.events`)).toBe(1);
+        const fks = await rows(
+          db,
+          `SELECT count(*)::int AS n FROM information_schema.table_constraints WHERE table_schema = 'mig_once' AND constraint_type = 'FOREIGN KEY'`,
+        );
+        expect(Number(fks[0]!.n)).toBe(0);
+      });
+
+      it('refuses table options that are not plain identifiers', () => {
+        expect(() => postgresStorage({ db, schema: 'bad"; drop' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+        expect(() => migrationSql({ tablePrefix: 'x-y' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+        expect(() => postgresStorage({ db: {} as DrizzleDatabase })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+      });
+    });
+
+    describe('publishing in a drizzle transaction', () => {
+      it('commits the event with the caller\'s rows, or rolls both back; handlers see it only after commit', async () => {
+        const schema = await freshSchema();
+        await db.execute(sql.raw(`CREATE TABLE ${schema}.practices (id TEXT PRIMARY KEY)`));
+        const b = bus(schema);
+        const seen: string[] = [];
+        b.subscribe('auth.user_signed_up', (e) => void seen.push(e.payload.email), { name: 'welcome' });
+        await b.start();
+
+        await expect(
+          db.transaction(async (tx) => {
+            await tx.execute(sql.raw(`INSERT INTO ${schema}.practices (id) VALUES ('p1')`));
+            await b.publish('auth.user_signed_up', { email: 'rolled@back' }, { tx });
+            throw new Error('business failure');
+          }),
+        ).rejects.toThrow('business failure');
+
+        await db.transaction(async (tx) => {
+          await tx.execute(sql.raw(`INSERT INTO ${schema}.practices (id) VALUES ('p2')`));
+          await b.publish('auth.user_signed_up', { email: 'kept@here' }, { tx });
+          await sleep(150); // the dispatcher polls meanwhile: the uncommitted event is invisible
+          expect(seen).toEqual([]);
+        });
+        await b.idle({ timeoutMs: 10_000 });
+        expect(seen).toEqual(['kept@here']);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.practices`)).toBe(1);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(1);
+        const [event] = await rows(db, `SELECT processed, processed_at, retry_count FROM ${schema}.events`);
+        expect(event).toMatchObject({ processed: true, retry_count: 0 });
+        expect(event!.processed_at).not.toBeNull();
+      });
+
+      it('gives a transactional subscriber ctx.tx: its rows and its delivery commit together', async () => {
+        const schema = await freshSchema();
+        await db.execute(sql.raw(`CREATE TABLE ${schema}.effects (event_id TEXT, attempt INT)`));
+        const b = bus(schema);
+        let calls = 0;
+        b.subscribe(
+          'billing.payment_failed',
+          async (e, ctx) => {
+            calls += 1;
+            const tx = ctx.tx as DrizzleDatabase;
+            await tx.execute(sql`INSERT INTO ${sql.raw(schema)}.effects (event_id, attempt) VALUES (${e.eventId}, ${ctx.attempt})`);
+            if (ctx.attempt === 1) throw new Error('fails after writing: the write must roll back');
+          },
+          { name: 'ledger', transactional: true },
+        );
+        await b.start();
+        await b.publish('billing.payment_failed', { amount: 5 });
+        await b.idle({ timeoutMs: 10_000 });
+        expect(calls).toBe(2);
+        const effects = await rows(db, `SELECT attempt FROM ${schema}.effects`);
+        expect(effects.map((r) => Number(r.attempt))).toEqual([2]);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(0);
+        const [event] = await rows(db, `SELECT processed, retry_count, last_error FROM ${schema}.events`);
+        expect(event).toMatchObject({ processed: true, retry_count: 1 });
+        expect(String(event!.last_error)).toContain('fails after writing');
+      });
+
+      it('refuses a tx that is not a drizzle transaction, storing nothing', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        await expect(storage.append([{ event: makeEvent() }], { tx: { not: 'a tx' } })).rejects.toMatchObject({
+          code: 'INVALID_OPTION',
+        });
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(0);
+      });
+    });
+
+    describe('wake-ups and coalescing', () => {
+      it('wakes a watcher through LISTEN/NOTIFY when another storage commits due work', async () => {
+        const schema = await freshSchema();
+        const publisher = postgresStorage({ db, schema });
+        const worker = postgresStorage({ db, schema });
+        await worker.register([{ name: 'a', patterns: ['auth.*'] }]);
+        let woken = 0;
+        const stop = await worker.watch(() => void (woken += 1));
+        await publisher.append([{ event: makeEvent() }]);
+        await until(() => woken > 0, 5000);
+        // Future work does not wake anyone; neither does an event no one receives.
+        const before = woken;
+        await publisher.append([{ event: makeEvent(), deliverAt: new Date(Date.now() + 60_000) }]);
+        await publisher.append([{ event: makeEvent('billing.payment_failed') }]);
+        await sleep(200);
+        expect(woken).toBe(before);
+        await stop();
+        await publisher.append([{ event: makeEvent() }]);
+        await sleep(200);
+        expect(woken).toBe(before);
+      });
+
+      it('runs a handler in another bus within milliseconds of the publish, without polling', async () => {
+        const schema = await freshSchema();
+        const publisher = bus(schema, { pollIntervalMs: 60_000 });
+        const worker = bus(schema, { pollIntervalMs: 60_000 });
+        const started: number[] = [];
+        worker.subscribe('auth.user_signed_up', () => void started.push(Date.now()), { name: 'fast' });
+        await worker.start();
+        await publisher.start();
+        await sleep(50);
+        const t0 = Date.now();
+        await publisher.publish('auth.user_signed_up', { email: 'a@b.c' });
+        await until(() => started.length === 1, 5000);
+        expect(started[0]! - t0).toBeLessThan(1000);
+      });
+
+      it('coalesces concurrent appends into one statement and still answers each caller', async () => {
+        const schema = await freshSchema();
+        let statements = 0;
+        const counting: DrizzleDatabase = {
+          execute: (query) => {
+            statements += 1;
+            return db.execute(query);
+          },
+          transaction: (fn) => db.transaction(fn),
+        };
+        const storage = postgresStorage({ db: counting, schema });
+        await storage.register([{ name: 'a', patterns: ['auth.*'] }]);
+        statements = 0;
+        const inputs = Array.from({ length: 20 }, (_, i) => ({
+          event: makeEvent(i % 2 ? 'auth.user_signed_up' : 'billing.payment_failed'),
+          idempotencyKey: `k${i % 10}`,
+        }));
+        const results = await Promise.all(inputs.map((input) => storage.append([input])));
+        expect(statements).toBe(1);
+        // Each caller gets its own event, or the first one with its idempotency key.
+        results.forEach((r, i) => {
+          expect(r.events[0]!.eventId).toBe(inputs[i % 10]!.event.eventId);
+        });
+        expect(results.slice(0, 10).map((r) => r.unclaimed)).toEqual([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+        expect(results.slice(10).every((r) => r.unclaimed === 0)).toBe(true);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(10);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(5);
+      });
+
+      it('keeps one caller\'s bad row from failing the others coalesced with it', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        const good = makeEvent();
+        const bad = makeEvent('auth.user_signed_up', { eventType: 'x'.repeat(200) }); // longer than VARCHAR(100)
+        const [ok, failed] = await Promise.allSettled([storage.append([{ event: good }]), storage.append([{ event: bad }])]);
+        expect(ok.status).toBe('fulfilled');
+        expect(failed.status).toBe('rejected');
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(1);
+      });
+    });
+
+    describe('concurrency of settling', () => {
+      it('marks an event processed when its last deliveries complete at the same time', async () => {
+        const schema = await freshSchema();
+        const s1 = postgresStorage({ db, schema });
+        const s2 = postgresStorage({ db, schema });
+        await s1.register([
+          { name: 'a', patterns: ['*'] },
+          { name: 'b', patterns: ['*'] },
+        ]);
+        await s1.append(Array.from({ length: 30 }, () => ({ event: makeEvent() })));
+        const a = await s1.claim({ owner: 'w1', subscribers: [{ name: 'a', limit: 100 }], limit: 100, leaseMs: 30_000 });
+        const b = await s2.claim({ owner: 'w2', subscribers: [{ name: 'b', limit: 100 }], limit: 100, leaseMs: 30_000 });
+        await Promise.all([...a.map((d) => s1.complete(d)), ...b.map((d) => s2.complete(d))]);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events WHERE NOT processed`)).toBe(0);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(0);
+      });
+    });
+
+    describe('purge', () => {
+      it('deletes processed events older than the cut-off in batches, never undelivered or dead-lettered ones', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        await storage.register([{ name: 'a', patterns: ['auth.*'] }]);
+        const old = new Date(Date.now() - 10 * 86_400_000);
+        // 7 old processed events (no subscriber matches them), 2 old undelivered, 1 old dead-lettered, 1 recent processed.
+        await storage.append(Array.from({ length: 7 }, () => ({ event: makeEvent('billing.payment_failed', { timestamp: old }) })));
+        await storage.append([
+          { event: makeEvent('auth.user_signed_up', { timestamp: old }) },
+          { event: makeEvent('auth.user_signed_up', { timestamp: old }) },
+          { event: makeEvent('auth.user_signed_up', { timestamp: old }) },
+        ]);
+        await storage.append([{ event: makeEvent('billing.payment_failed') }]);
+        const [d] = await storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 1 }], limit: 1, leaseMs: 30_000 });
+        await storage.fail(d!, { error: { name: 'E', message: 'x' }, retryAt: null });
+
+        const purged = await storage.purge({ olderThan: new Date(Date.now() - 86_400_000), batchSize: 3 });
+        expect(purged).toBe(7);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(4);
+        expect(await storage.listDeadLetters()).toHaveLength(1);
+        expect((await storage.health()).unprocessed).toBe(2);
+        await expect(storage.purge({ olderThan: 'yesterday' as unknown as Date })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+      });
+    });
+
+    describe('errors', () => {
+      it('rejects a bad timeline cursor with INVALID_OPTION', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        await expect(storage.timeline({ limit: 10, cursor: 'bm9wZQ' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+      });
+
+      it('rejects with STORAGE_UNAVAILABLE when the database cannot be reached', async () => {
+        const client = postgres('postgres://postgres@127.0.0.1:1/none', { max: 1, connect_timeout: 2, onnotice: () => {} });
+        const storage = postgresStorage({ db: drizzlePostgres(client) as unknown as DrizzleDatabase });
+        try {
+          const err = await storage.append([{ event: makeEvent() }]).catch((e: unknown) => e);
+          expect(EventBusError.is(err, 'STORAGE_UNAVAILABLE')).toBe(true);
+          expect((err as Error).cause).toBeDefined();
+          expect((err as Error).message).not.toContain('a@example.com');
+          await expect(storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 1 }], limit: 1, leaseMs: 10 })).rejects.toMatchObject({
+            code: 'STORAGE_UNAVAILABLE',
+          });
+        } finally {
+          await client.end();
+        }
+      });
+    });
+  });
+}
