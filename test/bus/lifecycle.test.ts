@@ -205,7 +205,7 @@ describe('lifecycle', () => {
     expect(deadLettered).toMatchObject({ subscriber: 'email.welcome', eventType: 'auth.user_signed_up', attempt: 2 });
   });
 
-  it('start() rides out a storage that is briefly unavailable, but not a refused registration', async () => {
+  it('start() rides out a storage that is briefly unavailable', async () => {
     const storage = memoryStorage();
     let failures = 2;
     const register = storage.register.bind(storage);
