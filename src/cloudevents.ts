@@ -16,7 +16,7 @@
  * retries.
  */
 import type { BaseEvent, EventMetadata } from './envelope';
-import { EventBusError } from './errors';
+import { EventBusError, InvalidOptionError } from './errors';
 
 /** A CloudEvents 1.0 event in the structured JSON format, as {@link toCloudEvent} makes it. */
 export interface StructuredCloudEvent {
@@ -141,6 +141,13 @@ export function toCloudEvent(event: BaseEvent, options: ToCloudEventOptions = {}
   if (!(event.timestamp instanceof Date) || Number.isNaN(event.timestamp.getTime())) {
     throw new EventBusError('INVALID_CLOUD_EVENT', 'Cannot convert the event: its timestamp is not a valid Date');
   }
+  if (options.source !== undefined && (options.source.length === 0 || WHITESPACE.test(options.source))) {
+    throw new InvalidOptionError('source', 'must be a non-empty URI-reference without whitespace');
+  }
+  if (options.dataschema !== undefined && !isAbsoluteUri(options.dataschema)) {
+    throw new InvalidOptionError('dataschema', 'must be an absolute URI');
+  }
+  if (options.subject === '') throw new InvalidOptionError('subject', 'must not be empty');
   const { [CLOUD_EVENT_METADATA_KEY]: foreign, ...metadata } = event.metadata;
   const kept = isRecord(foreign) ? (foreign as CloudEventAttributes) : {};
 
@@ -174,7 +181,13 @@ export function toCloudEvent(event: BaseEvent, options: ToCloudEventOptions = {}
       delete rest[field];
     }
   }
-  ce[METADATA_EXTENSION] = JSON.stringify(rest);
+  try {
+    ce[METADATA_EXTENSION] = JSON.stringify(rest);
+  } catch (cause) {
+    throw new EventBusError('INVALID_CLOUD_EVENT', 'Cannot convert the event: its metadata is not JSON-serialisable', {
+      cause,
+    });
+  }
   ce.data = event.payload;
   return ce;
 }
@@ -222,7 +235,7 @@ export function fromCloudEvent(input: unknown, options: FromCloudEventOptions = 
     invalid(`datacontenttype must be a JSON media type (got "${contentType.slice(0, 100)}")`);
   }
   const dataschema = optionalString(ce, 'dataschema');
-  if (dataschema !== undefined && (!URI_SCHEME.test(dataschema) || WHITESPACE.test(dataschema))) {
+  if (dataschema !== undefined && !isAbsoluteUri(dataschema)) {
     invalid('dataschema must be an absolute URI');
   }
   const subject = optionalString(ce, 'subject');
@@ -323,6 +336,10 @@ function optionalString(ce: Record<string, unknown>, name: string): string | und
   if (value === undefined) return undefined;
   if (typeof value !== 'string') invalid(`${name} must be a string`);
   return value;
+}
+
+function isAbsoluteUri(value: string): boolean {
+  return URI_SCHEME.test(value) && !WHITESPACE.test(value);
 }
 
 function isJsonMediaType(contentType: string): boolean {

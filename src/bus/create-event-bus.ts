@@ -218,13 +218,12 @@ class Bus<C extends Catalog> {
 
   private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown): void {
     if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed);
-    const now = Date.now();
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
       if (result.events[i]!.eventId !== input.event.eventId) continue; // a repeated idempotency key
       this.stats_.published(input.event.eventType);
       if (this.observers.active) this.observers.emit({ kind: 'published', event: input.event });
-      if (input.deliverAt && input.deliverAt.getTime() > now) this.dispatcher.scheduleAt(input.deliverAt.getTime());
+      if (input.deliverAt) this.dispatcher.scheduleAt(input.deliverAt.getTime());
     }
     // Inside a caller's transaction nothing is visible yet: the storage's watch
     // (e.g. NOTIFY on commit) or the poll finds it.

@@ -14,6 +14,7 @@ import pRetry from 'p-retry';
 import type { Catalog } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, NonRetryableError, toErrorInfo } from '../errors';
+import { SlotList } from '../collections/slot-list';
 import { childLogger, type Logger } from '../logger';
 import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim } from '../ports/storage';
 import type { Transport, TransportSubscription } from '../ports/transport';
@@ -62,6 +63,8 @@ class RunningDelivery implements HandlerContext<Catalog> {
   lost = false;
   /** Aborted by `stop()`: the claim is given back without spending the attempt. */
   stopping = false;
+  /** Its place in the dispatcher's running list. */
+  slot = -1;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private contextLogger: Logger | undefined;
@@ -70,13 +73,13 @@ class RunningDelivery implements HandlerContext<Catalog> {
     readonly delivery: ClaimedDelivery,
     readonly sub: Subscription,
     private readonly dispatcher: Dispatcher,
-    leaseMs: number,
+    leaseExpiresAt: number,
   ) {
     this.attempt = delivery.attempt;
     this.subscriber = delivery.subscriber;
-    // Counted from now rather than read from the claim (a Date per delivery on
-    // the hot path): later by the claim's round trip, well within the renewal margin.
-    this.leaseExpiresAt = Date.now() + leaseMs;
+    // Counted from when it reached us rather than read from the claim (a Date per
+    // delivery on the hot path): later by the claim's round trip, well within the renewal margin.
+    this.leaseExpiresAt = leaseExpiresAt;
   }
 
   get deliveryId(): string {
@@ -122,7 +125,7 @@ export class Dispatcher {
   readonly logger: Logger;
   private state: State = 'created';
   private inFlight = 0;
-  private readonly running = new Set<RunningDelivery>();
+  private readonly running = new SlotList<RunningDelivery>();
   private pumping = false;
   private pumpAgain = false;
   /** The last claim filled all free slots: more work may be waiting for a slot. */
@@ -249,7 +252,9 @@ export class Dispatcher {
 
   /** Runs deliveries claimed for this dispatcher (by a claim, or by an append). */
   runClaimed(claimed: readonly ClaimedDelivery[]): void {
-    for (const delivery of claimed) this.run(delivery);
+    if (claimed.length === 0) return;
+    const leaseExpiresAt = Date.now() + this.deps.dispatch.leaseMs;
+    for (const delivery of claimed) this.run(delivery, leaseExpiresAt);
   }
 
   /** Makes sure the dispatcher looks for work at `time` (a known due time). */
@@ -362,14 +367,14 @@ export class Dispatcher {
 
   // --- running ---
 
-  private run(delivery: ClaimedDelivery): void {
+  private run(delivery: ClaimedDelivery, leaseExpiresAt: number): void {
     const sub = this.deps.registry.get(delivery.subscriber);
     if (!sub) {
       // Unsubscribed since the claim: give it back for whoever runs that name.
       this.deps.storage.release(delivery).catch((err) => this.deps.report(err, 'release'));
       return;
     }
-    const running = new RunningDelivery(delivery, sub, this, this.deps.dispatch.leaseMs);
+    const running = new RunningDelivery(delivery, sub, this, leaseExpiresAt);
     this.inFlight += 1;
     sub.inFlight += 1;
     this.running.add(running);

@@ -27,7 +27,9 @@ import type {
   TimelinePage,
   TimelineQuery,
 } from '../ports/storage';
-import { MinHeap } from './min-heap';
+import { MinHeap } from '../collections/min-heap';
+import { RingBuffer } from '../collections/ring-buffer';
+import { SlotList } from '../collections/slot-list';
 
 /** Options of {@link memoryStorage}. */
 export interface MemoryStorageOptions {
@@ -55,9 +57,12 @@ interface Delivery {
   attempts: number;
   runAt: number;
   orderingKey: string | undefined;
-  token: string | null;
+  /** The current lease's number; 0 when not leased. */
+  token: number;
   leaseExpiresAt: number;
   place: Place;
+  /** Its place in `deliveries` (see SlotList). */
+  slot: number;
 }
 
 interface SubscriberState {
@@ -103,18 +108,19 @@ class MemoryStorage implements Storage {
   private rotation = 0;
   private readonly subscribers = new Map<string, SubscriberState>();
   private readonly targetsByType = new Map<string, SubscriberState[]>();
-  /** Unfinished deliveries. A Set of objects: no string hashing on the hot path. */
-  private readonly deliveries = new Set<Delivery>();
+  /** Unfinished deliveries. */
+  private readonly deliveries = new SlotList<Delivery>();
   /** Events waiting for their first subscriber (none was registered when they were appended). */
   private readonly parked = new Set<EventRecord>();
   private unprocessedCount = 0;
   private readonly byIdempotencyKey = new Map<string, EventRecord>();
   private readonly deadLetters = new Map<string, DeadLetter>();
-  /** Recent events in append order; `windowStart` is the oldest one kept. */
-  private window: (EventRecord | undefined)[] = [];
-  private windowStart = 0;
+  /** The newest `maxEvents` events, for timeline, replay and idempotency keys. */
+  private readonly window: RingBuffer<EventRecord>;
 
-  constructor(private readonly maxEvents: number) {}
+  constructor(maxEvents: number) {
+    this.window = new RingBuffer(maxEvents);
+  }
 
   async register(registrations: readonly SubscriberRegistration[]): Promise<void> {
     const added: SubscriberState[] = [];
@@ -157,7 +163,7 @@ class MemoryStorage implements Storage {
     if (!state) return;
     this.subscribers.delete(name);
     this.targetsByType.clear();
-    for (const d of [...this.deliveries]) {
+    for (const d of this.deliveries.values()) {
       if (d.sub === state) this.finish(d);
     }
   }
@@ -188,7 +194,7 @@ class MemoryStorage implements Storage {
         deliverAt,
       };
       if (key !== undefined) this.byIdempotencyKey.set(key, rec);
-      this.window.push(rec);
+      this.forget(this.window.push(rec));
       const targets = this.targetsOf(input.event.eventType);
       if (targets.length > 0) {
         this.unprocessedCount += 1;
@@ -202,7 +208,6 @@ class MemoryStorage implements Storage {
       }
       events.push(input.event);
     }
-    this.evict();
     const claimed = options?.claim ? this.claimNow(options.claim, now) : [];
     return { events, claimed, unclaimed: Math.max(0, dueCreated - claimed.length) };
   }
@@ -252,7 +257,7 @@ class MemoryStorage implements Storage {
       this.finish(d);
       return true;
     }
-    d.token = null;
+    d.token = 0;
     d.runAt = outcome.retryAt.getTime();
     this.place(d, Date.now());
     return true;
@@ -262,7 +267,7 @@ class MemoryStorage implements Storage {
     const d = this.held(lease);
     if (!d) return false;
     d.attempts -= 1;
-    d.token = null;
+    d.token = 0;
     d.runAt = Math.min(d.runAt, Date.now());
     this.place(d, Date.now());
     return true;
@@ -307,8 +312,8 @@ class MemoryStorage implements Storage {
     const events: BaseEvent[] = [];
     let last: EventRecord | undefined;
     let more = false;
-    for (let i = this.window.length - 1; i >= this.windowStart; i--) {
-      const rec = this.window[i]!;
+    for (let i = this.window.size - 1; i >= 0; i--) {
+      const rec = this.window.at(i);
       if (rec.seq >= before || !matchesFilter(rec.event, query, types)) continue;
       if (events.length === query.limit) {
         more = true;
@@ -327,8 +332,8 @@ class MemoryStorage implements Storage {
     const types = query.eventTypes && query.eventTypes.length > 0 ? new Set(query.eventTypes) : null;
     const now = Date.now();
     let scheduled = 0;
-    for (let i = this.windowStart; i < this.window.length; i++) {
-      const rec = this.window[i]!;
+    for (let i = 0; i < this.window.size; i++) {
+      const rec = this.window.at(i);
       if (!matchesFilter(rec.event, query, types)) continue;
       for (const state of targets) {
         if (!state.patterns.some((p) => matchesPattern(p, rec.event.eventType))) continue;
@@ -415,9 +420,10 @@ class MemoryStorage implements Storage {
       attempts: 0,
       runAt,
       orderingKey,
-      token: null,
+      token: 0,
       leaseExpiresAt: 0,
       place: 'done',
+      slot: -1,
     };
     this.deliveries.add(d);
     rec.pending += 1;
@@ -459,7 +465,7 @@ class MemoryStorage implements Storage {
       for (const d of this.deliveries) {
         if (d.sub !== state || d.place !== 'leased') continue;
         if (d.leaseExpiresAt <= now) {
-          d.token = null;
+          d.token = 0;
           d.place = 'due';
           state.due.push(d);
         } else if (d.leaseExpiresAt < next) next = d.leaseExpiresAt;
@@ -485,7 +491,7 @@ class MemoryStorage implements Storage {
         if (d.place !== 'due') continue;
         d.place = 'leased';
         d.attempts += 1;
-        d.token = String(++this.tokens);
+        d.token = ++this.tokens;
         d.leaseExpiresAt = now + options.leaseMs;
         if (d.leaseExpiresAt < state.leaseCheckAt) state.leaseCheckAt = d.leaseExpiresAt;
         claimed.push(new Claim(d, d.token, d.attempts, d.leaseExpiresAt));
@@ -504,7 +510,9 @@ class MemoryStorage implements Storage {
   /** The delivery behind `lease`, if that lease is still the current one. */
   private held(lease: Lease): Delivery | undefined {
     const d = lease instanceof Claim ? lease.delivery : this.findDelivery(lease.deliveryId);
-    return d && d.place === 'leased' && d.token === lease.token ? d : undefined;
+    if (!d || d.place !== 'leased') return undefined;
+    const current = lease instanceof Claim ? lease.tokenNumber === d.token : lease.token === String(d.token);
+    return current ? d : undefined;
   }
 
   /** Ends a delivery (succeeded, dead-lettered or retired) and frees what it held. */
@@ -512,7 +520,7 @@ class MemoryStorage implements Storage {
     const state = d.sub;
     this.deliveries.delete(d);
     d.place = 'done';
-    d.token = null;
+    d.token = 0;
     if (d.orderingKey !== undefined) {
       const queue = state.ordering.get(d.orderingKey);
       if (queue) {
@@ -548,43 +556,37 @@ class MemoryStorage implements Storage {
   /** The record of an event (a dead letter may outlive the window). */
   private recordOf(event: BaseEvent): EventRecord {
     for (const d of this.deliveries) if (d.rec.event.eventId === event.eventId) return d.rec;
-    for (let i = this.window.length - 1; i >= this.windowStart; i--) {
-      if (this.window[i]!.event.eventId === event.eventId) return this.window[i]!;
+    for (let i = this.window.size - 1; i >= 0; i--) {
+      if (this.window.at(i).event.eventId === event.eventId) return this.window.at(i);
     }
     return { seq: 0, event, pending: 0, idempotencyKey: undefined, orderingKey: undefined, deliverAt: 0 };
   }
 
-  /** Drops the oldest events beyond `maxEvents` from the window (unfinished ones stay reachable through their deliveries). */
-  private evict(): void {
-    const excess = this.window.length - this.windowStart - this.maxEvents;
-    if (excess <= 0) return;
-    const keyed = this.byIdempotencyKey.size > 0; // else leave old records untouched (cold in cache)
-    for (let i = 0; i < excess; i++) {
-      const rec = this.window[this.windowStart]!;
-      this.window[this.windowStart++] = undefined;
-      if (keyed && rec.idempotencyKey !== undefined && this.byIdempotencyKey.get(rec.idempotencyKey) === rec) {
-        this.byIdempotencyKey.delete(rec.idempotencyKey);
-      }
-    }
-    if (this.windowStart > 1024 && this.windowStart * 2 > this.window.length) {
-      this.window = this.window.slice(this.windowStart);
-      this.windowStart = 0;
-    }
+  /** Forgets the idempotency key of an event that left the window (unfinished events stay reachable through their deliveries). */
+  private forget(rec: EventRecord | undefined): void {
+    // Reading an old record is a cache miss: skip it when no key is kept at all.
+    if (rec === undefined || this.byIdempotencyKey.size === 0 || rec.idempotencyKey === undefined) return;
+    if (this.byIdempotencyKey.get(rec.idempotencyKey) === rec) this.byIdempotencyKey.delete(rec.idempotencyKey);
   }
+
 }
 
-/** A claim as handed out: a snapshot, so a stale holder keeps its stale token. The Date is made only if read. */
+/** A claim as handed out: a snapshot, so a stale holder keeps its stale token. Strings and the Date are made only if read. */
 class Claim implements ClaimedDelivery {
   constructor(
     /** @internal the claimed delivery: settling needs no lookup by id */
     readonly delivery: Delivery,
-    readonly token: string,
+    readonly tokenNumber: number,
     readonly attempt: number,
     private readonly expiresAtMs: number,
   ) {}
 
   get deliveryId(): string {
     return idOf(this.delivery);
+  }
+
+  get token(): string {
+    return String(this.tokenNumber);
   }
 
   get subscriber(): string {
