@@ -1,0 +1,198 @@
+/**
+ * Fastify plugin of the event bus: `fastify.events` (the bus), `request.events`
+ * (publishes with the request's metadata), the timeline and health routes, and
+ * the bus stopped when Fastify closes.
+ *
+ * Type `fastify.events` and `request.events` with your catalog once, by
+ * augmenting {@link EventBusRegistry}.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { createEventBus } from '@blawby/event-bus';
+ * import { eventBusPlugin } from '@blawby/event-bus/fastify';
+ * import { catalog } from './events/catalog';
+ *
+ * declare module '@blawby/event-bus/fastify' {
+ *   interface EventBusRegistry {
+ *     catalog: typeof catalog;
+ *   }
+ * }
+ *
+ * const bus = createEventBus({ catalog });
+ * const app = Fastify();
+ * await app.register(eventBusPlugin, {
+ *   bus,
+ *   routes: { prefix: '/events', timeline: true, health: true },
+ *   authorize: async (request) => {
+ *     const session = await sessions.verify(request.headers.authorization);
+ *     return session ? { actor: session.userId, organizationIds: session.organizationIds } : null;
+ *   },
+ * });
+ *
+ * app.post('/signup', async (request) => {
+ *   const user = await users.create(request.body);
+ *   await request.events.publish('auth.user_signed_up',
+ *     { email: user.email, name: user.name, signupMethod: 'email' },
+ *     { actor: user.id, actorType: 'user' });
+ *   return { id: user.id };
+ * });
+ *
+ * await bus.start();
+ * await app.listen({ port: 3000 });
+ * // app.close() stops the bus.
+ * ```
+ *
+ * @module
+ */
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidOptionError } from '@blawby/event-bus';
+import type { EventBus } from '@blawby/event-bus';
+import {
+  createRequestEvents,
+  healthRoute,
+  requestMetadata,
+  timelineRoute,
+  type HttpResult,
+  type Identity,
+  type RawQuery,
+  type RegisteredBus,
+  type RegisteredCatalog,
+  type RequestEvents,
+} from '../http';
+
+export type {
+  EventBusRegistry,
+  HealthFailureBody,
+  HttpResult,
+  Identity,
+  QueryIssue,
+  RegisteredBus,
+  RegisteredCatalog,
+  RequestEvents,
+  RequestMetadata,
+  RouteErrorBody,
+  RouteErrorCode,
+  TimelineBody,
+} from '../http';
+export { ACCESS_DENIED_EVENT, TIMELINE_DEFAULT_LIMIT, TIMELINE_MAX_LIMIT } from '../http';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The event bus registered by `eventBusPlugin`. */
+    events: EventBus<RegisteredCatalog>;
+  }
+  interface FastifyRequest {
+    /** Publishes with this request's `ipAddress`, `userAgent`, `requestId` and `source: 'api'`. */
+    events: RequestEvents<RegisteredCatalog>;
+  }
+}
+
+/** Which routes the plugin adds; each is off unless asked for. */
+export interface EventBusRoutesOptions {
+  /** Path prefix of the routes (default `'/events'`). */
+  prefix?: string;
+  /** `GET {prefix}/timeline`: needs `authorize`. */
+  timeline?: boolean;
+  /** `GET {prefix}/health`: public. */
+  health?: boolean;
+}
+
+/**
+ * Tells who is calling: `{ actor, organizationIds }`, or `null` for no identity
+ * (the route answers 401). Throwing lets Fastify's error handling answer.
+ */
+export type FastifyAuthorize = (request: FastifyRequest) => Promise<Identity | null> | Identity | null;
+
+/** Options of {@link eventBusPlugin}. */
+export interface EventBusPluginOptions {
+  /** The bus to expose as `fastify.events` (of the catalog in {@link EventBusRegistry}, when one is registered). */
+  bus: RegisteredBus;
+  /** The timeline and health routes (both off unless asked for). */
+  routes?: EventBusRoutesOptions;
+  /** Identity of the caller of the timeline route; required when `routes.timeline` is on. */
+  authorize?: FastifyAuthorize;
+  /** Stop the bus in Fastify's `onClose` hook (default `true`). */
+  stopOnClose?: boolean;
+}
+
+/** `'/events/'` and `'events'` become `'/events'`; `'/'` and `''` become `''`. */
+function normalizePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '/events').trim().replace(/\/+$/, '');
+  if (trimmed === '') return '';
+  return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
+}
+
+function send(reply: FastifyReply, result: HttpResult): FastifyReply {
+  return reply.code(result.status).header('cache-control', 'no-store').send(result.body);
+}
+
+function metadataOf(request: FastifyRequest) {
+  return requestMetadata({ ipAddress: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
+}
+
+const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: FastifyInstance, options) => {
+  const { bus, routes = {}, authorize, stopOnClose = true } = options;
+  if (!bus || typeof bus.publish !== 'function') {
+    throw new InvalidOptionError('bus', 'eventBusPlugin needs the event bus as its `bus` option');
+  }
+  if (routes.timeline && typeof authorize !== 'function') {
+    throw new InvalidOptionError('authorize', 'the timeline route needs an `authorize` function');
+  }
+
+  fastify.decorate('events', bus);
+  // A lazy getter: usable from any hook, and free for requests that publish nothing.
+  const perRequest = new WeakMap<FastifyRequest, RequestEvents<RegisteredCatalog>>();
+  fastify.decorateRequest('events', {
+    getter(this: FastifyRequest) {
+      let events = perRequest.get(this);
+      if (!events) {
+        events = createRequestEvents(bus, metadataOf(this)) as unknown as RequestEvents<RegisteredCatalog>;
+        perRequest.set(this, events);
+      }
+      return events;
+    },
+  });
+  if (stopOnClose) fastify.addHook('onClose', async () => bus.stop());
+
+  const prefix = normalizePrefix(routes.prefix);
+  if (routes.timeline && authorize) {
+    fastify.get(`${prefix}/timeline`, async (request, reply) => {
+      const identity = await authorize(request);
+      const result = await timelineRoute(bus, {
+        query: request.query as RawQuery,
+        identity,
+        metadata: request.events.metadata,
+        method: request.method,
+        path: request.routeOptions.url ?? `${prefix}/timeline`,
+        logger: request.log,
+      });
+      return send(reply, result);
+    });
+  }
+  if (routes.health) {
+    fastify.get(`${prefix}/health`, async (request, reply) => send(reply, await healthRoute(bus, request.log)));
+  }
+};
+
+/**
+ * The Fastify plugin (a `fastify-plugin` plugin, so its decorations are seen
+ * by the whole application). Decorates `fastify.events` with the bus and
+ * `request.events` with a publisher that fills `metadata.ipAddress`
+ * (`request.ip`), `userAgent`, `requestId` (`request.id`) and `source: 'api'`.
+ * With `routes`, adds:
+ *
+ * - `GET {prefix}/timeline?organizationId&actor&eventTypes&limit&cursor&from&to`:
+ *   200 `{ events, nextCursor }`, 400 `{ error: { code: 'INVALID_QUERY', issues } }`,
+ *   401 when `authorize` returns `null`, 403 for an organization not in the
+ *   caller's `organizationIds` (publishing `org.access_denied` when the catalog
+ *   has it). Without `organizationId`, only the caller's own events.
+ * - `GET {prefix}/health`: 200 with `bus.health()`, 503 when unhealthy.
+ *
+ * Stops the bus in `onClose` (unless `stopOnClose: false`). It does not start it:
+ * call `bus.start()` in the processes that run handlers.
+ */
+export const eventBusPlugin = fp(plugin, { fastify: '5.x', name: '@blawby/event-bus' });
+
+export default eventBusPlugin;
