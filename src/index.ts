@@ -25,7 +25,7 @@
  * await bus.publish('auth.user_signed_up', { email: 'a@b.co', name: 'Ada' }, { actor: 'user_1', actorType: 'user' });
  * ```
  *
- * @module
+ * @module @blawby/event-bus
  */
 export {
   defineCatalog,

@@ -44,7 +44,7 @@
  * // on shutdown: server.close(); await events.close();   // stops the bus
  * ```
  *
- * @module
+ * @module @blawby/event-bus/express
  */
 import { randomUUID } from 'node:crypto';
 import express from 'express';

@@ -43,7 +43,7 @@
  * // app.close() stops the bus.
  * ```
  *
- * @module
+ * @module @blawby/event-bus/fastify
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';

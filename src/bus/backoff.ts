@@ -3,7 +3,7 @@
  * between 0 and the exponential cap), so that many failing deliveries do not
  * retry in lockstep.
  */
-import { RetryAfterError, NonRetryableError, EventBusError } from '../errors';
+import { EventBusError, NonRetryableError, type RetryAfterError } from '../errors';
 
 /** A retry policy with every field set. */
 export interface ResolvedRetryPolicy {

@@ -237,13 +237,13 @@ export class Dispatcher {
           return Math.max(0, sub.concurrency - sub.inFlight);
         },
       }));
-      const dispatcher = this;
+      const freeSlots = () => Math.max(0, Math.min(dispatch.batchSize, dispatch.concurrency - this.inFlight));
       this.liveClaim = {
         owner: this.owner,
         subscribers,
         leaseMs: dispatch.leaseMs,
         get limit() {
-          return Math.max(0, Math.min(dispatch.batchSize, dispatch.concurrency - dispatcher.inFlight));
+          return freeSlots();
         },
       };
     }

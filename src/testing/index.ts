@@ -16,7 +16,7 @@
  * await bus.stop();
  * ```
  *
- * @module
+ * @module @blawby/event-bus/testing
  */
 import type { Catalog, EventTypeOf } from '../catalog';
 import type { BaseEvent } from '../envelope';

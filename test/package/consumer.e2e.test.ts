@@ -170,7 +170,10 @@ console.log(JSON.stringify(report));
 })().catch((err) => { console.error(err); process.exit(1); });
 `,
     );
-    const cjs = JSON.parse(run(process.execPath, ['cjs.cjs'], work)) as RuntimeReport;
+    // As on Node 20 before 20.19, where require() cannot load an ES module: the CommonJS build must not need it.
+    const noRequireEsm = '--no-experimental-require-module';
+    const flags = process.allowedNodeEnvironmentFlags.has(noRequireEsm) ? [noRequireEsm] : [];
+    const cjs = JSON.parse(run(process.execPath, [...flags, 'cjs.cjs'], work)) as RuntimeReport;
     expectWorking(cjs);
     const esm = JSON.parse(
       run(process.execPath, ['--input-type=module', '-e', esmExportsScript()], work),
