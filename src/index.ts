@@ -48,6 +48,15 @@ export {
 } from './catalog';
 export type { ActorType, BaseEvent, EventMetadata } from './envelope';
 export {
+  CLOUD_EVENT_METADATA_KEY,
+  fromCloudEvent,
+  toCloudEvent,
+  type CloudEventAttributes,
+  type FromCloudEventOptions,
+  type StructuredCloudEvent,
+  type ToCloudEventOptions,
+} from './cloudevents';
+export {
   EventBusError,
   EventValidationError,
   InvalidEventNameError,

@@ -111,6 +111,18 @@ describe('toCloudEvent', () => {
     expect(fromCloudEvent(ce)).toEqual(event);
   });
 
+  it('refuses options that would make an invalid CloudEvent', () => {
+    const event = minimalEvent();
+    for (const options of [{ source: '' }, { source: 'has space' }, { dataschema: 'relative/x.json' }, { subject: '' }]) {
+      expect(() => toCloudEvent(event, options)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    }
+  });
+
+  it('refuses metadata that cannot be sent as JSON', () => {
+    const event = { ...minimalEvent(), metadata: { source: 'api', environment: 'x', big: 10n } };
+    expect(() => toCloudEvent(event)).toThrow(expect.objectContaining({ code: 'INVALID_CLOUD_EVENT' }));
+  });
+
   it('refuses an event whose timestamp is not a valid date', () => {
     const event = { ...minimalEvent(), timestamp: new Date('nope') };
     expect(() => toCloudEvent(event)).toThrow(expect.objectContaining({ code: 'INVALID_CLOUD_EVENT' }));

@@ -3,7 +3,7 @@
  * must pass its schema; only then is an envelope built. Nothing here touches
  * storage, so bad input can never leave anything behind.
  */
-import type { Catalog } from '../catalog';
+import type { Catalog, EventDefinition } from '../catalog';
 import type { BaseEvent, EventMetadata } from '../envelope';
 import { EventValidationError, UnknownEventTypeError } from '../errors';
 import type { AppendInput } from '../ports/storage';
@@ -25,7 +25,7 @@ export function buildEvent(
   payload: unknown,
   options: PublishOptions | undefined,
 ): AppendInput {
-  const definition = Object.hasOwn(catalog, type) ? catalog[type] : undefined;
+  const definition: EventDefinition | undefined = Object.hasOwn(catalog, type) ? catalog[type] : undefined;
   if (!definition) throw new UnknownEventTypeError(type);
   const parsed = definition.payload.safeParse(payload);
   if (!parsed.success) throw new EventValidationError(type, parsed.error.issues);

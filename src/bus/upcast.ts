@@ -3,7 +3,7 @@
  * the catalog's current version and validated again before a handler sees it
  * (types without runtime checks are how old rows crash new handlers).
  */
-import type { Catalog } from '../catalog';
+import type { Catalog, EventDefinition } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventValidationError, NonRetryableError, UnknownEventTypeError } from '../errors';
 
@@ -13,7 +13,9 @@ import { EventValidationError, NonRetryableError, UnknownEventTypeError } from '
  * made current: no retry would change that.
  */
 export function currentVersionOf(catalog: Catalog, event: BaseEvent): BaseEvent {
-  const definition = Object.hasOwn(catalog, event.eventType) ? catalog[event.eventType] : undefined;
+  const definition: EventDefinition | undefined = Object.hasOwn(catalog, event.eventType)
+    ? catalog[event.eventType]
+    : undefined;
   if (!definition) {
     throw new NonRetryableError(`Event type "${event.eventType}" is not in this process's catalog`, {
       cause: new UnknownEventTypeError(event.eventType),

@@ -1,0 +1,37 @@
+/**
+ * The delivery property (see delivery-property.ts) on the PostgreSQL storage:
+ * on PGlite always, and on postgres.js against `DATABASE_URL`'s server when it
+ * is set. Each worker bus of a plan gets its own storage over the one database,
+ * like separate processes of a service; tables are emptied between plans.
+ */
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { migrate, postgresStorage } from '@blawby/event-bus/postgres';
+import { createTestDatabase, DRIVERS, type TestDatabase } from '../postgres/databases';
+import { deliveryPropertyTests } from './delivery-property';
+
+const schema = 'delivery_property';
+
+for (const driver of DRIVERS) {
+  describe(`delivery (property, postgres storage on ${driver})`, () => {
+    let database: TestDatabase;
+
+    beforeAll(async () => {
+      database = await createTestDatabase(driver);
+      await migrate(database.db, { schema });
+    });
+    afterAll(async () => {
+      await database?.dispose();
+    });
+
+    deliveryPropertyTests(
+      async () => {
+        const { events, subscribers, deliveries, deadLetters } = postgresStorage({ db: database.db, schema }).tables;
+        await database.db.execute(sql.raw(`TRUNCATE ${events}, ${subscribers}, ${deliveries}, ${deadLetters}`));
+        return { makeStorage: () => postgresStorage({ db: database.db, schema }) };
+      },
+      // Fewer plans than on memory: each costs real SQL round trips.
+      { numRuns: 25, timeoutMs: 300_000 },
+    );
+  });
+}
