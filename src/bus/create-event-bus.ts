@@ -64,6 +64,8 @@ class Bus<C extends Catalog> {
   private readonly onError: ((error: unknown) => void) | undefined;
   private readonly logger;
   private stopping: Promise<void> | undefined;
+  /** Set once handlers have drained: publishing is refused from then on (handlers may still publish while draining). */
+  private closed = false;
 
   constructor(options: EventBusOptions<C>) {
     if (typeof options !== 'object' || options === null || typeof options.catalog !== 'object' || options.catalog === null) {
@@ -162,6 +164,7 @@ class Bus<C extends Catalog> {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.dispatcher.stop();
+      this.closed = true;
       await this.transport.close().catch((err) => this.report(err, 'close transport'));
       await this.storage.close().catch((err) => this.report(err, 'close storage'));
     })();
@@ -239,7 +242,7 @@ class Bus<C extends Catalog> {
   }
 
   private assertOpen(): void {
-    if (this.stopping) throw new EventBusError('BUS_STOPPED', 'Cannot publish: the bus is stopped');
+    if (this.closed) throw new EventBusError('BUS_STOPPED', 'Cannot publish: the bus is stopped');
   }
 
   private assertTx(tx: unknown): void {

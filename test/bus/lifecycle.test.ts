@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createEventBus, memoryStorage } from '../../src/index';
-import { waitForDelivery, waitForEvent } from '../../src/testing/index';
+import { captureEvents, waitForDelivery, waitForEvent } from '../../src/testing/index';
 import { catalog, signup, sleep, testBus } from './fixtures';
 
 describe('lifecycle', () => {
@@ -24,6 +24,26 @@ describe('lifecycle', () => {
     await Promise.all([bus.stop(), bus.stop()]);
     expect(finished).toBe(true);
     expect(bus.stats().processed).toBe(1);
+  });
+
+  it('lets handlers that are draining during stop() still publish what they caused', async () => {
+    const bus = testBus({ dispatch: { shutdownTimeoutMs: 2000 } });
+    const captured = captureEvents(bus);
+    bus.subscribe(
+      'auth.user_signed_up',
+      async (event, ctx) => {
+        await sleep(100);
+        await ctx.publish('org.created', { organizationName: `${event.payload.name} Law` });
+      },
+      { name: 'onboarding' },
+    );
+    await bus.start();
+    await bus.publish('auth.user_signed_up', signup);
+    await sleep(20);
+    await bus.stop();
+    expect(captured.ofType('org.created')).toHaveLength(1);
+    expect(bus.stats()).toMatchObject({ processed: 1, retried: 0 });
+    await expect(bus.publish('org.created', { organizationName: 'x' })).rejects.toMatchObject({ code: 'BUS_STOPPED' });
   });
 
   it('stop() aborts handlers past the timeout and gives their claims back without spending an attempt', async () => {

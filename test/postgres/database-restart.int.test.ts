@@ -45,10 +45,20 @@ describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipp
     const schema = 'restart';
     await migrate(db, { schema });
     await db.execute(
-      sql.raw(`CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL, attempt INT NOT NULL)`),
+      sql.raw(
+        `CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL, attempt INT NOT NULL)`,
+      ),
     );
     const publisher = createEventBus({ catalog: workerCatalog, storage: postgresStorage({ db, schema }) });
-    const env = { DB_URL: server.url, SCHEMA: schema, SUBSCRIBERS: '1', CONCURRENCY: '4', HANDLER_MS: '10', LEASE_MS: '2000', POLL_MS: '100' };
+    const env = {
+      DB_URL: server.url,
+      SCHEMA: schema,
+      SUBSCRIBERS: '1',
+      CONCURRENCY: '4',
+      HANDLER_MS: '10',
+      LEASE_MS: '2000',
+      POLL_MS: '100',
+    };
     workers = await Promise.all(['w1', 'w2'].map((name) => startWorker(name, env)));
 
     const batch = (from: number) =>
@@ -74,10 +84,17 @@ describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipp
         `SELECT (SELECT count(*) FROM ${schema}.events WHERE processed)::int AS done, (SELECT count(*) FROM ${schema}.event_deliveries)::int AS left`,
       );
       if (Number(r.done) === 400 && Number(r.left) === 0) break;
-      if (Date.now() > deadline) throw new Error(`workers did not finish after the restart: ${JSON.stringify(r)}\n${workers.map((w) => w.stderr()).join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `workers did not finish after the restart: ${JSON.stringify(r)}\n${workers
+            .map((w) => w.stderr())
+            .join('\n')}`,
+        );
       await sleep(100);
     }
-    const r = await one(`SELECT count(*)::int AS events, count(*) FILTER (WHERE (payload->>'n')::int < 0 OR (payload->>'n')::int >= 10000)::int AS refused FROM ${schema}.events`);
+    const r = await one(
+      `SELECT count(*)::int AS events, count(*) FILTER (WHERE (payload->>'n')::int < 0 OR (payload->>'n')::int >= 10000)::int AS refused FROM ${schema}.events`,
+    );
     expect(r).toEqual({ events: 400, refused: 0 }); // the refused publishes left no row
     const h = await one(`SELECT count(DISTINCT event_id)::int AS handled FROM ${schema}.handled`);
     expect(h.handled).toBe(400);

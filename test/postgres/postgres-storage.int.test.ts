@@ -75,7 +75,7 @@ for (const driver of DRIVERS) {
     });
 
     describe('migrations', () => {
-      it('creates the tables once, records them, and does nothing the second time', async () => {
+      it('creates the tables once, records them, and does nothing the second time', { timeout: 120_000 }, async () => {
         const first = await migrate(db, { schema: 'mig_once' });
         const second = await migrate(db, { schema: 'mig_once' });
         expect(first.applied).toEqual([1]);
@@ -136,14 +136,26 @@ for (const driver of DRIVERS) {
           await rows(db, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'custom_place'`)
         ).map((r) => r.table_name);
         expect(tables.sort()).toEqual(
-          ['eb_event_bus_migrations', 'eb_event_dead_letters', 'eb_event_deliveries', 'eb_event_subscribers', 'eb_event_subscriptions', 'eb_events'].sort(),
+          [
+            'eb_event_bus_migrations',
+            'eb_event_dead_letters',
+            'eb_event_deliveries',
+            'eb_event_subscribers',
+            'eb_event_subscriptions',
+            'eb_events',
+          ].sort(),
         );
         const storage = postgresStorage({ db, schema: 'custom_place', tablePrefix: 'eb_' });
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         await storage.append([{ event: makeEvent() }]);
         expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_events`)).toBe(1);
         expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_event_deliveries`)).toBe(1);
-        expect(await count(db, `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'events'`)).toBe(0);
+        expect(
+          await count(
+            db,
+            `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'events'`,
+          ),
+        ).toBe(0);
       });
 
       it('exports SQL that creates the same tables, after which migrate() finds nothing to do', async () => {
@@ -158,7 +170,9 @@ for (const driver of DRIVERS) {
         const storage = postgresStorage({ db, schema: 'from_sql' });
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         await storage.append([{ event: makeEvent() }]);
-        expect(await storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 5 }], limit: 5, leaseMs: 1000 })).toHaveLength(1);
+        expect(
+          await storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 5 }], limit: 5, leaseMs: 1000 }),
+        ).toHaveLength(1);
       });
 
       it('adds the organization foreign key only when asked', async () => {
@@ -180,14 +194,18 @@ for (const driver of DRIVERS) {
       });
 
       it('refuses table options that are not plain identifiers', () => {
-        expect(() => postgresStorage({ db, schema: 'bad"; drop' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+        expect(() => postgresStorage({ db, schema: 'bad"; drop' })).toThrow(
+          expect.objectContaining({ code: 'INVALID_OPTION' }),
+        );
         expect(() => migrationSql({ tablePrefix: 'x-y' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
-        expect(() => postgresStorage({ db: {} as DrizzleDatabase })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+        expect(() => postgresStorage({ db: {} as DrizzleDatabase })).toThrow(
+          expect.objectContaining({ code: 'INVALID_OPTION' }),
+        );
       });
     });
 
     describe('publishing in a drizzle transaction', () => {
-      it('commits the event with the caller\'s rows, or rolls both back; handlers see it only after commit', async () => {
+      it("commits the event with the caller's rows, or rolls both back; handlers see it only after commit", async () => {
         const schema = await freshSchema();
         await db.execute(sql.raw(`CREATE TABLE ${schema}.practices (id TEXT PRIMARY KEY)`));
         const b = bus(schema);
@@ -228,7 +246,9 @@ for (const driver of DRIVERS) {
           async (e, ctx) => {
             calls += 1;
             const tx = ctx.tx as DrizzleDatabase;
-            await tx.execute(sql`INSERT INTO ${sql.raw(schema)}.effects (event_id, attempt) VALUES (${e.eventId}, ${ctx.attempt})`);
+            await tx.execute(
+              sql`INSERT INTO ${sql.raw(schema)}.effects (event_id, attempt) VALUES (${e.eventId}, ${ctx.attempt})`,
+            );
             if (ctx.attempt === 1) throw new Error('fails after writing: the write must roll back');
           },
           { name: 'ledger', transactional: true },
@@ -277,6 +297,26 @@ for (const driver of DRIVERS) {
         expect(woken).toBe(before);
       });
 
+      it('sends and listens for nothing with notify: false (for PgBouncer in transaction mode)', async () => {
+        const schema = await freshSchema();
+        const quiet = postgresStorage({ db, schema, notify: false });
+        const listener = postgresStorage({ db, schema });
+        await listener.register([{ name: 'a', patterns: ['*'] }]);
+        let woken = 0;
+        const stop = await listener.watch(() => void (woken += 1));
+        let quietWoken = 0;
+        const stopQuiet = await quiet.watch(() => void (quietWoken += 1));
+        await quiet.append([{ event: makeEvent() }]);
+        await sleep(200);
+        expect(woken).toBe(0);
+        await listener.append([{ event: makeEvent() }]);
+        await until(() => woken > 0, 5000);
+        expect(quietWoken).toBe(0);
+        await stop();
+        await stopQuiet();
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(2);
+      });
+
       it('runs a handler in another bus within milliseconds of the publish, without polling', async () => {
         const schema = await freshSchema();
         const publisher = bus(schema, { pollIntervalMs: 60_000 });
@@ -321,12 +361,15 @@ for (const driver of DRIVERS) {
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(5);
       });
 
-      it('keeps one caller\'s bad row from failing the others coalesced with it', async () => {
+      it("keeps one caller's bad row from failing the others coalesced with it", async () => {
         const schema = await freshSchema();
         const storage = postgresStorage({ db, schema });
         const good = makeEvent();
         const bad = makeEvent('auth.user_signed_up', { eventType: 'x'.repeat(200) }); // longer than VARCHAR(100)
-        const [ok, failed] = await Promise.allSettled([storage.append([{ event: good }]), storage.append([{ event: bad }])]);
+        const [ok, failed] = await Promise.allSettled([
+          storage.append([{ event: good }]),
+          storage.append([{ event: bad }]),
+        ]);
         expect(ok.status).toBe('fulfilled');
         expect(failed.status).toBe('rejected');
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(1);
@@ -343,8 +386,18 @@ for (const driver of DRIVERS) {
           { name: 'b', patterns: ['*'] },
         ]);
         await s1.append(Array.from({ length: 30 }, () => ({ event: makeEvent() })));
-        const a = await s1.claim({ owner: 'w1', subscribers: [{ name: 'a', limit: 100 }], limit: 100, leaseMs: 30_000 });
-        const b = await s2.claim({ owner: 'w2', subscribers: [{ name: 'b', limit: 100 }], limit: 100, leaseMs: 30_000 });
+        const a = await s1.claim({
+          owner: 'w1',
+          subscribers: [{ name: 'a', limit: 100 }],
+          limit: 100,
+          leaseMs: 30_000,
+        });
+        const b = await s2.claim({
+          owner: 'w2',
+          subscribers: [{ name: 'b', limit: 100 }],
+          limit: 100,
+          leaseMs: 30_000,
+        });
         await Promise.all([...a.map((d) => s1.complete(d)), ...b.map((d) => s2.complete(d))]);
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events WHERE NOT processed`)).toBe(0);
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(0);
@@ -358,14 +411,21 @@ for (const driver of DRIVERS) {
         await storage.register([{ name: 'a', patterns: ['auth.*'] }]);
         const old = new Date(Date.now() - 10 * 86_400_000);
         // 7 old processed events (no subscriber matches them), 2 old undelivered, 1 old dead-lettered, 1 recent processed.
-        await storage.append(Array.from({ length: 7 }, () => ({ event: makeEvent('billing.payment_failed', { timestamp: old }) })));
+        await storage.append(
+          Array.from({ length: 7 }, () => ({ event: makeEvent('billing.payment_failed', { timestamp: old }) })),
+        );
         await storage.append([
           { event: makeEvent('auth.user_signed_up', { timestamp: old }) },
           { event: makeEvent('auth.user_signed_up', { timestamp: old }) },
           { event: makeEvent('auth.user_signed_up', { timestamp: old }) },
         ]);
         await storage.append([{ event: makeEvent('billing.payment_failed') }]);
-        const [d] = await storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 1 }], limit: 1, leaseMs: 30_000 });
+        const [d] = await storage.claim({
+          owner: 'w',
+          subscribers: [{ name: 'a', limit: 1 }],
+          limit: 1,
+          leaseMs: 30_000,
+        });
         await storage.fail(d!, { error: { name: 'E', message: 'x' }, retryAt: null });
 
         const purged = await storage.purge({ olderThan: new Date(Date.now() - 86_400_000), batchSize: 3 });
@@ -373,7 +433,9 @@ for (const driver of DRIVERS) {
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(4);
         expect(await storage.listDeadLetters()).toHaveLength(1);
         expect((await storage.health()).unprocessed).toBe(2);
-        await expect(storage.purge({ olderThan: 'yesterday' as unknown as Date })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+        await expect(storage.purge({ olderThan: 'yesterday' as unknown as Date })).rejects.toMatchObject({
+          code: 'INVALID_OPTION',
+        });
       });
     });
 
@@ -381,18 +443,26 @@ for (const driver of DRIVERS) {
       it('rejects a bad timeline cursor with INVALID_OPTION', async () => {
         const schema = await freshSchema();
         const storage = postgresStorage({ db, schema });
-        await expect(storage.timeline({ limit: 10, cursor: 'bm9wZQ' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+        await expect(storage.timeline({ limit: 10, cursor: 'bm9wZQ' })).rejects.toMatchObject({
+          code: 'INVALID_OPTION',
+        });
       });
 
       it('rejects with STORAGE_UNAVAILABLE when the database cannot be reached', async () => {
-        const client = postgres('postgres://postgres@127.0.0.1:1/none', { max: 1, connect_timeout: 2, onnotice: () => {} });
+        const client = postgres('postgres://postgres@127.0.0.1:1/none', {
+          max: 1,
+          connect_timeout: 2,
+          onnotice: () => {},
+        });
         const storage = postgresStorage({ db: drizzlePostgres(client) as unknown as DrizzleDatabase });
         try {
           const err = await storage.append([{ event: makeEvent() }]).catch((e: unknown) => e);
           expect(EventBusError.is(err, 'STORAGE_UNAVAILABLE')).toBe(true);
           expect((err as Error).cause).toBeDefined();
           expect((err as Error).message).not.toContain('a@example.com');
-          await expect(storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 1 }], limit: 1, leaseMs: 10 })).rejects.toMatchObject({
+          await expect(
+            storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 1 }], limit: 1, leaseMs: 10 }),
+          ).rejects.toMatchObject({
             code: 'STORAGE_UNAVAILABLE',
           });
         } finally {
