@@ -376,6 +376,64 @@ for (const driver of DRIVERS) {
       });
     });
 
+    describe('claiming on append', () => {
+      it('hands new due deliveries to the claimer within its limits, and leaves the rest to others', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        const other = postgresStorage({ db, schema });
+        await storage.register([
+          { name: 'a', patterns: ['*'] },
+          { name: 'b', patterns: ['*'] },
+          { name: 'c', patterns: ['*'] },
+        ]);
+        let woken = 0;
+        const stop = await other.watch(() => void (woken += 1));
+        const claim = {
+          owner: 'me',
+          subscribers: [
+            { name: 'a', limit: 2 },
+            { name: 'b', limit: 10 },
+          ],
+          limit: 4,
+          leaseMs: 30_000,
+        };
+        const result = await storage.append(
+          [
+            { event: makeEvent() },
+            { event: makeEvent(), orderingKey: 'k' }, // never claimed on append: an earlier one of its key may exist
+            { event: makeEvent(), deliverAt: new Date(Date.now() + 60_000) },
+            { event: makeEvent() },
+            { event: makeEvent() },
+          ],
+          { claim },
+        );
+        expect(result.claimed).toHaveLength(4);
+        expect(result.claimed.filter((d) => d.subscriber === 'a')).toHaveLength(2);
+        expect(result.claimed.filter((d) => d.subscriber === 'b')).toHaveLength(2);
+        expect(result.claimed.every((d) => d.attempt === 1 && d.leaseExpiresAt.getTime() > Date.now())).toBe(true);
+        expect(new Set(result.claimed.map((d) => d.event.eventId)).size).toBeLessThanOrEqual(3);
+        // 4 events due now × 3 subscribers, 4 of them claimed.
+        expect(result.unclaimed).toBe(8);
+        await until(() => woken > 0, 5000);
+        await stop();
+        // The claimed ones are leased: nobody else gets them; the holder settles them.
+        const rest = await other.claim({
+          owner: 'other',
+          subscribers: ['a', 'b', 'c'].map((name) => ({ name, limit: 100 })),
+          limit: 100,
+          leaseMs: 30_000,
+        });
+        expect(rest).toHaveLength(8);
+        const taken = new Set(result.claimed.map((d) => d.deliveryId));
+        expect(rest.some((d) => taken.has(d.deliveryId))).toBe(false);
+        for (const d of result.claimed) expect(await storage.complete(d)).toBe(true);
+        // Inside a caller's transaction nothing is claimed.
+        const inTx = await storage.transaction((tx) => storage.append([{ event: makeEvent() }], { tx, claim }));
+        expect(inTx.claimed).toEqual([]);
+        expect(inTx.unclaimed).toBe(3);
+      });
+    });
+
     describe('concurrency of settling', () => {
       it('marks an event processed when its last deliveries complete at the same time', async () => {
         const schema = await freshSchema();

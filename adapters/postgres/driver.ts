@@ -1,0 +1,149 @@
+/**
+ * The little this adapter needs from a drizzle database, and the differences
+ * between its drivers (postgres.js and PGlite) smoothed over: result shapes,
+ * connection errors and LISTEN.
+ */
+import type { SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import { EventBusError } from '../../src/errors';
+
+/**
+ * A drizzle-orm PostgreSQL database or transaction (`drizzle-orm/postgres-js`,
+ * `drizzle-orm/pglite`, ...). Typed structurally so that any drizzle version
+ * with `execute` and `transaction` fits.
+ */
+export interface DrizzleDatabase {
+  execute(query: SQL): PromiseLike<unknown>;
+  transaction<T>(fn: (tx: any) => Promise<T>): Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The driver's client, set by drizzle's constructors; used for LISTEN. */
+  $client?: unknown;
+}
+
+/** Something that can run a query: the database or a transaction of it. */
+export interface Executor {
+  execute(query: SQL): PromiseLike<unknown>;
+}
+
+interface PostgresJsClient {
+  unsafe(query: string, params: unknown[], options: { prepare: boolean }): PromiseLike<unknown>;
+  options?: { prepare?: boolean };
+}
+
+const dialect = new PgDialect();
+
+/**
+ * The executor for the storage's own statements on `db`. On postgres.js it
+ * runs them as named prepared statements (drizzle's `execute` sends unnamed
+ * ones, so the server would plan the storage's CTEs on every call), unless
+ * the client was created with `prepare: false` (e.g. behind PgBouncer).
+ * Results are the same: the same client, with drizzle's parsers, runs them.
+ */
+export function storageExecutor(db: DrizzleDatabase): Executor {
+  // A postgres.js `Sql` is a function with `unsafe`; PGlite is an object.
+  const client = db.$client as (PostgresJsClient & ((...args: unknown[]) => unknown)) | undefined;
+  if (typeof client !== 'function' || typeof client.unsafe !== 'function' || client.options?.prepare === false) {
+    return db;
+  }
+  const unsafe = client.unsafe.bind(client);
+  return {
+    execute(query: SQL) {
+      const { sql, params } = dialect.sqlToQuery(query);
+      return unsafe(sql, params, { prepare: true });
+    },
+  };
+}
+
+/** A result row as the drivers return it. */
+export type Row = Record<string, unknown>;
+
+/** Runs `query` and returns its rows, whichever driver (an array from postgres.js, `{ rows }` from PGlite). */
+export async function rowsOf(executor: Executor, query: SQL): Promise<Row[]> {
+  const result = await executor.execute(query);
+  if (Array.isArray(result)) return result as Row[];
+  const rows = (result as { rows?: unknown } | null)?.rows;
+  return Array.isArray(rows) ? (rows as Row[]) : [];
+}
+
+// Connection-level failures: the server is down, restarting, or unreachable.
+const NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+]);
+const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08007']);
+
+/** True when `err` (or one of its causes) says the database could not be reached. */
+export function isConnectionError(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (NODE_CODES.has(code) || SQLSTATES.has(code))) return true;
+    const message = (e as { message?: unknown }).message;
+    if (typeof message === 'string' && /PGlite is closed/i.test(message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Turns a connection failure into `EventBusError('STORAGE_UNAVAILABLE')`
+ * (keeping the driver's error as `cause`); other errors pass unchanged.
+ */
+export function wrapError(err: unknown, what: string): unknown {
+  if (EventBusError.is(err)) return err;
+  if (isConnectionError(err)) {
+    return new EventBusError('STORAGE_UNAVAILABLE', `PostgreSQL is unavailable (${what})`, { cause: err });
+  }
+  return err;
+}
+
+/** Stops a LISTEN. */
+export type Unlisten = () => Promise<void>;
+
+/**
+ * LISTENs on `channel` with the client behind `db`: postgres.js's `sql.listen`
+ * (one dedicated connection, re-established after a drop) or PGlite's
+ * `listen`. Resolves to `null` when the client cannot listen.
+ */
+export async function listen(
+  db: DrizzleDatabase,
+  channel: string,
+  onNotify: () => void,
+  onReconnect: () => void,
+): Promise<Unlisten | null> {
+  const client = db.$client as
+    | {
+        listen?: (channel: string, fn: (payload: string) => void, onlisten?: () => void) => Promise<unknown>;
+        waitReady?: unknown;
+      }
+    | undefined;
+  if (!client || typeof client.listen !== 'function') return null;
+  if ('waitReady' in client) {
+    // PGlite: listen() resolves to an unsubscribe function.
+    const unsubscribe = (await client.listen(channel, () => onNotify())) as () => Promise<void>;
+    return async () => {
+      await unsubscribe();
+    };
+  }
+  // postgres.js: `onlisten` runs on the first LISTEN and after every reconnect,
+  // when notifications may have been missed.
+  let first = true;
+  const handle = (await client.listen(
+    channel,
+    () => onNotify(),
+    () => {
+      if (first) first = false;
+      else onReconnect();
+    },
+  )) as { unlisten?: () => Promise<void> };
+  return async () => {
+    await handle.unlisten?.();
+  };
+}

@@ -1,0 +1,8 @@
+/** The shipped migrations, in order. A new migration is a new numbered file added here. */
+import { initialMigration } from './0001_initial';
+import type { Migration } from './types';
+
+export type { Migration, MigrationOptions } from './types';
+
+/** Every migration, by ascending id. */
+export const migrations: readonly Migration[] = [initialMigration];

@@ -1,0 +1,64 @@
+/**
+ * Where the tables live: the schema and table prefix a storage was given,
+ * turned into quoted SQL identifiers once.
+ */
+import { createHash } from 'node:crypto';
+import { InvalidOptionError } from '../../src/errors';
+
+/** Options that place the tables: shared by {@link postgresStorage}, `migrate` and the table definitions. */
+export interface TableOptions {
+  /** PostgreSQL schema of the tables (default `'public'`). */
+  schema?: string;
+  /** Prefix of every table name (default `''`, so the events table is `events` as in the seed). */
+  tablePrefix?: string;
+}
+
+/** Quoted, schema-qualified names of every table and the notification channel. */
+export interface TableNames {
+  schema: string;
+  prefix: string;
+  /** Quoted schema, e.g. `"public"`. */
+  qSchema: string;
+  events: string;
+  subscribers: string;
+  deliveries: string;
+  deadLetters: string;
+  eventSubscriptions: string;
+  migrations: string;
+  /** Index name prefix (index names are per schema). */
+  indexPrefix: string;
+  /** LISTEN/NOTIFY channel (empty when the storage was created with `notify: false`). */
+  channel: string;
+  /** Key of the advisory lock taken by `migrate`. */
+  lockKey: number;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Validates the options and builds the names. */
+export function tableNames(options: TableOptions = {}): TableNames {
+  const schema = options.schema ?? 'public';
+  const prefix = options.tablePrefix ?? '';
+  if (!IDENTIFIER.test(schema) || schema.length > 50) {
+    throw new InvalidOptionError('schema', 'must be a plain SQL identifier (letters, digits, underscores)');
+  }
+  if (prefix !== '' && (!/^[A-Za-z0-9_]*$/.test(prefix) || prefix.length > 30)) {
+    throw new InvalidOptionError('tablePrefix', 'must contain only letters, digits and underscores (30 at most)');
+  }
+  const q = (name: string) => `"${schema}"."${prefix}${name}"`;
+  const hash = createHash('sha1').update(`${schema}.${prefix}`).digest();
+  return {
+    schema,
+    prefix,
+    qSchema: `"${schema}"`,
+    events: q('events'),
+    subscribers: q('event_subscribers'),
+    deliveries: q('event_deliveries'),
+    deadLetters: q('event_dead_letters'),
+    eventSubscriptions: q('event_subscriptions'),
+    migrations: q('event_bus_migrations'),
+    indexPrefix: prefix,
+    channel: `event_bus_${hash.toString('hex').slice(0, 12)}`,
+    lockKey: hash.readInt32BE(0),
+  };
+}
