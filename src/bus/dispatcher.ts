@@ -65,6 +65,8 @@ class RunningDelivery implements HandlerContext<Catalog> {
   stopping = false;
   /** Its place in the dispatcher's running list. */
   slot = -1;
+  /** Its concurrency slot was given back (the handler is done). */
+  slotFreed = false;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private contextLogger: Logger | undefined;
@@ -280,9 +282,9 @@ export class Dispatcher {
     }
     for (;;) {
       if (registry.size === 0) return;
-      if (this.inFlight === 0 && !this.pumping) {
+      if (this.running.size === 0 && !this.pumping) {
         const backlog = await storage.backlog(registry.names());
-        if (this.inFlight === 0 && backlog.due + backlog.leased + backlog.retrying === 0) return;
+        if (this.running.size === 0 && backlog.due + backlog.leased + backlog.retrying === 0) return;
         if (this.hasStopped) throw new EventBusError('BUS_STOPPED', 'idle() cannot finish: the bus is stopped');
         if (backlog.due > 0) this.wake();
         else if (backlog.retrying > 0) {
@@ -307,7 +309,7 @@ export class Dispatcher {
       await this.transportSubscription?.unsubscribe().catch((err) => this.deps.report(err, 'transport unsubscribe'));
       await this.unwatch?.().catch((err) => this.deps.report(err, 'storage unwatch'));
       await this.drain(this.deps.dispatch.shutdownTimeoutMs);
-      if (this.inFlight > 0) await this.abortRunning();
+      if (this.running.size > 0) await this.abortRunning();
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.state = 'stopped';
@@ -399,6 +401,7 @@ export class Dispatcher {
       } else {
         await sub.handler(event as never, running);
         handled = true;
+        this.freeSlot(running); // the next handler need not wait for this round trip
         completed = await storage.complete(delivery);
       }
       handled = true;
@@ -412,15 +415,27 @@ export class Dispatcher {
         }
       }
     } catch (err) {
+      this.freeSlot(running);
       if (handled) this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
       else await this.settleFailure(running, err);
     } finally {
       this.running.delete(running);
-      this.inFlight -= 1;
-      sub.inFlight -= 1;
-      if (this.saturated) this.wake();
+      this.freeSlot(running);
       if (this.settleWaiters.length > 0) this.notifySettled();
     }
+  }
+
+  /**
+   * Gives a delivery's concurrency slot back once its handler is done: the
+   * outcome's storage round trip still runs (and keeps the delivery in
+   * `running`, so shutdown and idle() wait for it) but no longer holds a slot.
+   */
+  private freeSlot(running: RunningDelivery): void {
+    if (running.slotFreed) return;
+    running.slotFreed = true;
+    this.inFlight -= 1;
+    running.sub.inFlight -= 1;
+    if (this.saturated) this.wake();
   }
 
   private async runInTransaction(running: RunningDelivery, event: BaseEvent): Promise<boolean> {
@@ -501,7 +516,7 @@ export class Dispatcher {
 
   private async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await this.nextSettle(deadline - Date.now());
+    while (this.running.size > 0 && Date.now() < deadline) await this.nextSettle(deadline - Date.now());
   }
 
   private async abortRunning(): Promise<void> {

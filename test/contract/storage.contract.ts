@@ -200,9 +200,9 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
       it('lets another owner take an expired lease, and refuses the stale owner (fencing)', async () => {
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         await storage.append([input()]);
-        const [stale] = await storage.claim(claimFor('w1', ['a'], 10, 150));
+        const [stale] = await storage.claim(claimFor('w1', ['a'], 10, 400));
         expect(await storage.claim(claimFor('w2', ['a']))).toHaveLength(0);
-        await sleep(250);
+        await sleep(600);
         const [fresh] = await storage.claim(claimFor('w2', ['a']));
         expect(fresh!.deliveryId).toBe(stale!.deliveryId);
         expect(fresh!.attempt).toBe(2);
@@ -216,9 +216,9 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
       it('keeps an extended lease from being taken', async () => {
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         await storage.append([input()]);
-        const [held] = await storage.claim(claimFor('w1', ['a'], 10, 200));
+        const [held] = await storage.claim(claimFor('w1', ['a'], 10, 500));
         expect(await storage.extend([held!], 5_000)).toEqual([held!.deliveryId]);
-        await sleep(300);
+        await sleep(700);
         expect(await storage.claim(claimFor('w2', ['a']))).toHaveLength(0);
         expect(await storage.complete(held!)).toBe(true);
       });
@@ -259,7 +259,8 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         const { events } = await storage.append([input()]);
         const [d] = await storage.claim(claimFor('w1', ['a']));
-        const retryAt = new Date(Date.now() + 300);
+        // Windows of most of a second: long enough to hold on a loaded CI machine.
+        const retryAt = new Date(Date.now() + 800);
         expect(await storage.fail(d!, { error: { name: 'Error', message: 'boom', stack: 'at x' }, retryAt })).toBe(true);
 
         expect(await storage.claim(claimFor('w1', ['a']))).toHaveLength(0);
@@ -268,7 +269,7 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         expect(Math.abs(next!.getTime() - retryAt.getTime())).toBeLessThan(50);
         expect(await storage.backlog(['a'])).toEqual({ due: 0, leased: 0, retrying: 1, scheduled: 0 });
 
-        await sleep(400);
+        await sleep(900);
         const [again] = await storage.claim(claimFor('w1', ['a']));
         expect(again!.attempt).toBe(2);
         expect(again!.event.eventId).toBe(events[0]!.eventId);
@@ -345,13 +346,13 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
     describe('scheduling and ordering', () => {
       it('holds a deliverAt delivery until its time', async () => {
         await storage.register([{ name: 'a', patterns: ['*'] }]);
-        const deliverAt = new Date(Date.now() + 300);
+        const deliverAt = new Date(Date.now() + 800);
         await storage.append([input('auth.user_signed_up', {}, { deliverAt })]);
         expect(await storage.claim(claimFor('w1', ['a']))).toHaveLength(0);
         expect(await storage.backlog(['a'])).toEqual({ due: 0, leased: 0, retrying: 0, scheduled: 1 });
         const next = await storage.nextDueAt(['a']);
         expect(Math.abs(next!.getTime() - deliverAt.getTime())).toBeLessThan(50);
-        await sleep(400);
+        await sleep(900);
         expect(await storage.claim(claimFor('w1', ['a']))).toHaveLength(1);
       });
 
@@ -369,14 +370,14 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         const firstA = await storage.claim(claimFor('w1', ['a']));
         expect(firstA.map((d) => d.event.eventId).sort()).toEqual([e1.event.eventId, other.event.eventId].sort());
         const d1 = firstA.find((d) => d.event.eventId === e1.event.eventId)!;
-        await storage.fail(d1, { error: { name: 'E', message: 'x' }, retryAt: new Date(Date.now() + 150) });
+        await storage.fail(d1, { error: { name: 'E', message: 'x' }, retryAt: new Date(Date.now() + 600) });
         expect(await storage.claim(claimFor('w1', ['a']))).toHaveLength(0); // e2 waits behind e1's retry
 
         // Subscriber b is independent of a's retry.
         const firstB = await storage.claim(claimFor('w1', ['b']));
         expect(firstB.map((d) => d.event.eventId).sort()).toEqual([e1.event.eventId, other.event.eventId].sort());
 
-        await sleep(250);
+        await sleep(700);
         const retried = await storage.claim(claimFor('w1', ['a']));
         expect(retried.map((d) => d.event.eventId)).toEqual([e1.event.eventId]);
         await storage.complete(retried[0]!);
