@@ -5,7 +5,7 @@
  */
 import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
-import { EventBusError } from '../../src/errors';
+import { EventBusError } from '@blawby/event-bus';
 
 /**
  * A drizzle-orm PostgreSQL database or transaction (`drizzle-orm/postgres-js`,

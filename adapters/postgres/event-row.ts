@@ -1,6 +1,6 @@
 /** Reading events back from rows: the columns selected and the envelope built from them. */
 import { sql, type SQL } from 'drizzle-orm';
-import type { BaseEvent } from '../../src/envelope';
+import type { BaseEvent } from '@blawby/event-bus';
 import type { Row } from './driver';
 
 /**

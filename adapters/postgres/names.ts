@@ -3,7 +3,7 @@
  * turned into quoted SQL identifiers once.
  */
 import { createHash } from 'node:crypto';
-import { InvalidOptionError } from '../../src/errors';
+import { InvalidOptionError } from '@blawby/event-bus';
 
 /** Options that place the tables: shared by {@link postgresStorage}, `migrate` and the table definitions. */
 export interface TableOptions {

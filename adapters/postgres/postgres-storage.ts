@@ -8,11 +8,10 @@
  * Workers claim rows with `FOR UPDATE SKIP LOCKED` and hold them by a lease
  * (owner, token, expiry) that fences late acknowledgements.
  */
-import type { BaseEvent } from '../../src/envelope';
-import { EventBusError, InvalidOptionError } from '../../src/errors';
-import type { Logger } from '../../src/logger';
-import { silentLogger } from '../../src/logger';
+import { EventBusError, InvalidOptionError, silentLogger } from '@blawby/event-bus';
 import type {
+  BaseEvent,
+  Logger,
   AppendInput,
   AppendOptions,
   AppendResult,
@@ -30,7 +29,7 @@ import type {
   SubscriberRegistration,
   TimelinePage,
   TimelineQuery,
-} from '../../src/ports/storage';
+} from '@blawby/event-bus';
 import { TickBatcher } from './batcher';
 import {
   storageExecutor,

@@ -31,8 +31,8 @@ for (const driver of DRIVERS) {
         return { makeStorage: () => postgresStorage({ db: database.db, schema }) };
       },
       // Fewer plans than on memory: each costs real SQL round trips and idle
-      // waits (PROPERTY_RUNS=400 for a long search, as done when this was written).
-      { numRuns: Number(process.env.PROPERTY_RUNS ?? 8), timeoutMs: 180_000 },
+      // waits. 25 plans make sure every kind of step is exercised; PROPERTY_RUNS=400 for a long search.
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 25), timeoutMs: 300_000 },
     );
   });
 }
