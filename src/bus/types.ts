@@ -203,6 +203,7 @@ export interface BusStats extends TypeStats {
 
 /** Dead-letter operations. */
 export interface DeadLetters {
+  /** Dead letters matching the filter, oldest first (at most `filter.limit`, default 100). */
   list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
   /** Puts a dead letter (by id) or every match of a filter back to be delivered; returns how many. */
   redrive(target: string | DeadLetterFilter): Promise<number>;
@@ -212,8 +213,11 @@ export interface DeadLetters {
 
 /** The event bus. Create with `createEventBus`. */
 export interface EventBus<C extends Catalog> {
+  /** The catalog the bus was created with. */
   readonly catalog: C;
+  /** Where events and delivery state live. */
   readonly storage: Storage;
+  /** What wakes dispatchers. */
   readonly transport: Transport;
 
   /** Validates, stores and schedules one event; resolves with the stored envelope. */
@@ -239,11 +243,16 @@ export interface EventBus<C extends Catalog> {
   /** Stops claiming, lets in-flight handlers finish (or aborts them after the timeout), closes (idempotent). */
   stop(): Promise<void>;
 
+  /** Makes matching past events due again for the chosen subscribers; resolves with how many deliveries were scheduled. */
   replay(options?: ReplayOptions<C>): Promise<number>;
+  /** Events newest first, a page at a time (pass `nextCursor` back as `cursor`). */
   timeline(options?: TimelineOptions<C>): Promise<TimelinePage>;
+  /** List, redrive and discard dead letters. */
   readonly deadLetters: DeadLetters;
   /** Removes a subscriber name from the storage at once (a deleted handler must not hold events unprocessed). */
   retireSubscriber(name: string): Promise<void>;
+  /** Unprocessed events, dead letters and the oldest due age, judged against the health thresholds. */
   health(): Promise<HealthReport>;
+  /** This process's counters since the bus was created. */
   stats(): BusStats;
 }

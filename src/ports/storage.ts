@@ -230,6 +230,7 @@ export interface StorageHealth {
 export interface Storage {
   /** Short name for logs, e.g. `'memory'`, `'postgres'`. */
   readonly name: string;
+  /** What this storage can do. */
   readonly capabilities: StorageCapabilities;
 
   /** Registers (or re-announces) subscribers; also a heartbeat that keeps their names alive. */
@@ -261,12 +262,14 @@ export interface Storage {
   /** Makes matching events due again for the chosen subscribers; returns deliveries scheduled. */
   replay(query: ReplayQuery): Promise<number>;
 
+  /** Dead letters matching the filter, oldest first. */
   listDeadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
   /** Puts dead letters back as due deliveries with fresh attempts; returns how many. */
   redrive(target: string | DeadLetterFilter): Promise<number>;
   /** Deletes a dead letter for good; returns whether it existed. */
   discard(id: string): Promise<boolean>;
 
+  /** Counts for `bus.health()`. */
   health(): Promise<StorageHealth>;
 
   /**
@@ -281,5 +284,6 @@ export interface Storage {
    */
   watch?(onWork: () => void): Promise<() => Promise<void>>;
 
+  /** Releases what the storage created (connections, timers); idempotent. */
   close(): Promise<void>;
 }

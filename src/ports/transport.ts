@@ -50,10 +50,12 @@ export interface TransportSubscription {
 export interface Transport {
   /** Short name for logs, e.g. `'in-process'`, `'redis'`. */
   readonly name: string;
+  /** What this transport can do. */
   readonly capabilities: TransportCapabilities;
   /** Sends messages; resolves once the transport has accepted them. */
   publish(messages: readonly TransportMessage[]): Promise<void>;
   /** Joins consumer group `group` with `handler`. */
   subscribe(group: string, handler: TransportHandler): Promise<TransportSubscription>;
+  /** Waits for handler calls in progress, then closes what the transport created; idempotent. */
   close(): Promise<void>;
 }
