@@ -28,7 +28,7 @@ import type { HandlerContext, PublishOptions } from './types';
 import { currentVersionOf } from './upcast';
 
 /** The transport consumer group every dispatcher joins. */
-export const DISPATCH_GROUP = 'event-bus.dispatch';
+const DISPATCH_GROUP = 'event-bus.dispatch';
 /** How often subscribers re-announce themselves to the storage. */
 const REGISTER_EVERY_MS = 60_000;
 /** The longest a timer may be armed for (Node's limit). */
@@ -151,10 +151,6 @@ export class Dispatcher {
     return this.deps.publishCaused(parent, type, payload, options);
   }
 
-  get isRunning(): boolean {
-    return this.state === 'running';
-  }
-
   get hasStopped(): boolean {
     return this.state === 'stopping' || this.state === 'stopped';
   }
@@ -206,8 +202,8 @@ export class Dispatcher {
   }
 
   /**
-   * What the publish path passes to `storage.append` so a local storage can
-   * hand new deliveries straight to this process; `undefined` when there is no room.
+   * A claim for the claim loop: as many deliveries as there are free slots,
+   * per subscriber and in all (a snapshot); `undefined` when there is no room.
    */
   claimRequest(limit: number = this.deps.dispatch.batchSize): ClaimOptions | undefined {
     if (this.state !== 'running') return undefined;
@@ -224,9 +220,10 @@ export class Dispatcher {
   }
 
   /**
-   * The claim a publish passes to `storage.append`. Unlike {@link claimRequest}
-   * it is made once per set of subscribers and reads the free slots when the
-   * storage looks (getters), so the publish path allocates nothing for it.
+   * The claim a publish passes to `storage.append`, so that a storage can hand
+   * new deliveries straight to this process. Unlike {@link claimRequest} it is
+   * made once per set of subscribers and reads the free slots when the storage
+   * looks (getters), so the publish path allocates nothing for it.
    */
   appendClaim(): ClaimOptions | undefined {
     if (this.state !== 'running' || this.inFlight >= this.deps.dispatch.concurrency) return undefined;

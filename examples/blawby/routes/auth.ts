@@ -6,10 +6,10 @@
 import { and, eq, gt, isNull, ne } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { hashPassword, hashToken, newId, newToken, verifyPassword } from '../auth/credentials';
-import { requireCaller, SESSION_TTL_MS } from '../auth/sessions';
-import type { AppTx } from '../db/connect';
+import { hashPassword, hashToken, newToken, verifyPassword } from '../auth/credentials';
+import { requireCaller } from '../auth/sessions';
 import { members, sessions, users, verificationTokens } from '../db/schema';
+import { logIn, signUp } from '../services/accounts';
 import type { RouteDeps } from './deps';
 import { HttpError, parse, requestEvents } from './http';
 
@@ -27,17 +27,7 @@ const resetConfirmBody = z.object({ token: z.string().min(20).max(200), password
 const changePasswordBody = z.object({ currentPassword: z.string(), newPassword: password });
 const deleteBody = z.object({ reason: z.string().max(500).optional() });
 
-const VERIFICATION_TTL_MS = 24 * 60 * 60 * 1000;
 const RESET_TTL_MS = 60 * 60 * 1000;
-
-/** Creates a session row and returns its bearer token. */
-async function createSession(tx: AppTx, userId: string): Promise<{ id: string; token: string; expiresAt: Date }> {
-  const token = newToken();
-  const id = newId('sess');
-  const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
-  await tx.insert(sessions).values({ id, userId, tokenHash: hashToken(token), expiresAt });
-  return { id, token, expiresAt };
-}
 
 /** Registers the authentication routes. */
 export async function authRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
@@ -45,40 +35,8 @@ export async function authRoutes(app: FastifyInstance, deps: RouteDeps): Promise
 
   app.post('/auth/signup', async (request, reply) => {
     const body = parse(signupBody, request.body);
-    const events = requestEvents(request);
-    const passwordHash = await hashPassword(body.password);
     const verification = newToken();
-    const result = await db.transaction(async (tx) => {
-      const [existing] = await tx.select({ id: users.id }).from(users).where(eq(users.email, body.email));
-      if (existing) throw new HttpError(409, 'EMAIL_TAKEN', 'An account with this email exists');
-      const userId = newId('user');
-      await tx.insert(users).values({ id: userId, email: body.email, name: body.name, passwordHash });
-      await tx.insert(verificationTokens).values({
-        tokenHash: hashToken(verification),
-        userId,
-        purpose: 'email_verification',
-        expiresAt: new Date(Date.now() + VERIFICATION_TTL_MS),
-      });
-      const session = await createSession(tx, userId);
-      const actor = { tx, actor: userId, actorType: 'user' } as const;
-      await events.publish(
-        'auth.user_signed_up',
-        {
-          email: body.email,
-          name: body.name,
-          signupMethod: 'email',
-          ...(body.referralSource ? { referralSource: body.referralSource } : {}),
-          ...(body.referralCode ? { referralCode: body.referralCode } : {}),
-        },
-        actor,
-      );
-      await events.publish(
-        'session.created',
-        { sessionId: session.id, activeOrganizationId: null, expiresAt: session.expiresAt.toISOString() },
-        actor,
-      );
-      return { userId, session };
-    });
+    const result = await signUp(db, requestEvents(request), body, { verificationToken: verification });
     // The verification link is a secret: it goes straight to the user, never into an event.
     await deps.email.send({
       to: body.email,
@@ -126,27 +84,7 @@ export async function authRoutes(app: FastifyInstance, deps: RouteDeps): Promise
 
   app.post('/auth/login', async (request) => {
     const body = parse(loginBody, request.body);
-    const [user] = await db.select().from(users).where(eq(users.email, body.email));
-    // Same answer for an unknown email and a wrong password.
-    if (!user || !(await verifyPassword(body.password, user.passwordHash))) {
-      throw new HttpError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect');
-    }
-    const session = await db.transaction(async (tx) => {
-      const created = await createSession(tx, user.id);
-      const events = requestEvents(request);
-      const actor = { tx, actor: user.id, actorType: 'user' } as const;
-      await events.publish(
-        'auth.user_logged_in',
-        { email: user.email, sessionId: created.id, method: 'password' },
-        actor,
-      );
-      await events.publish(
-        'session.created',
-        { sessionId: created.id, activeOrganizationId: null, expiresAt: created.expiresAt.toISOString() },
-        actor,
-      );
-      return created;
-    });
+    const session = await logIn(db, requestEvents(request), body);
     return { token: session.token, sessionId: session.id, expiresAt: session.expiresAt.toISOString() };
   });
 

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { hashToken, newId, newToken } from '../auth/credentials';
 import { requireCaller, requireMember } from '../auth/sessions';
 import { invitations, members, organizations, sessions, users } from '../db/schema';
+import { createOrganization } from '../services/organizations';
 import type { RouteDeps } from './deps';
 import { HttpError, parse, requestEvents } from './http';
 
@@ -38,22 +39,7 @@ export async function organizationRoutes(app: FastifyInstance, deps: RouteDeps):
   app.post('/orgs', async (request, reply) => {
     const caller = await requireCaller(db, request);
     const body = parse(createBody, request.body);
-    const id = newId('org');
-    await db.transaction(async (tx) => {
-      const taken = await tx
-        .select({ id: organizations.id })
-        .from(organizations)
-        .where(eq(organizations.slug, body.slug));
-      if (taken.length) throw new HttpError(409, 'SLUG_TAKEN', 'This slug is taken');
-      await tx.insert(organizations).values({ id, name: body.name, slug: body.slug, practiceType: body.practiceType });
-      await tx.insert(members).values({ organizationId: id, userId: caller.userId, role: 'owner' });
-      await requestEvents(request).publish(
-        'org.created',
-        { organizationName: body.name, organizationSlug: body.slug, practiceType: body.practiceType, role: 'owner' },
-        { tx, actor: caller.userId, actorType: 'user', organizationId: id },
-      );
-    });
-    return reply.code(201).send({ id, name: body.name, slug: body.slug });
+    return reply.code(201).send(await createOrganization(db, requestEvents(request), caller, body));
   });
 
   app.patch('/orgs/:orgId', async (request) => {
