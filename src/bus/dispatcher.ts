@@ -50,6 +50,14 @@ export interface DispatcherDeps {
 
 type State = 'created' | 'running' | 'stopping' | 'stopped';
 
+/** A delivery claimed ahead, waiting for a slot. */
+interface QueuedDelivery {
+  delivery: ClaimedDelivery;
+  leaseExpiresAt: number;
+  /** Its lease was taken over while it waited: it must not run. */
+  lost: boolean;
+}
+
 /**
  * One running delivery; it is also the handler's `ctx` (the signal, logger
  * and publish are made on first use, as most handlers never touch them).
@@ -128,6 +136,12 @@ export class Dispatcher {
   private state: State = 'created';
   private inFlight = 0;
   private readonly running = new SlotList<RunningDelivery>();
+  /**
+   * Deliveries claimed ahead of free slots (up to one more `concurrency`
+   * worth), so a slot that frees up starts the next handler without waiting
+   * for a claim round trip. Their leases are renewed like running ones.
+   */
+  private readonly queue: QueuedDelivery[] = [];
   private pumping = false;
   private pumpAgain = false;
   /** The last claim filled all free slots: more work may be waiting for a slot. */
@@ -208,11 +222,11 @@ export class Dispatcher {
   claimRequest(limit: number = this.deps.dispatch.batchSize): ClaimOptions | undefined {
     if (this.state !== 'running') return undefined;
     const { dispatch, registry } = this.deps;
-    const capacity = dispatch.concurrency - this.inFlight;
+    const capacity = 2 * dispatch.concurrency - this.inFlight - this.queue.length;
     if (capacity <= 0) return undefined;
     const subscribers: SubscriberClaim[] = [];
     for (const sub of registry.all()) {
-      const free = sub.concurrency - sub.inFlight;
+      const free = 2 * sub.concurrency - sub.inFlight - sub.queued;
       if (free > 0) subscribers.push({ name: sub.name, limit: free });
     }
     if (subscribers.length === 0) return undefined;
@@ -279,9 +293,9 @@ export class Dispatcher {
     }
     for (;;) {
       if (registry.size === 0) return;
-      if (this.running.size === 0 && !this.pumping) {
+      if (this.running.size === 0 && this.queue.length === 0 && !this.pumping) {
         const backlog = await storage.backlog(registry.names());
-        if (this.running.size === 0 && backlog.due + backlog.leased + backlog.retrying === 0) return;
+        if (this.running.size === 0 && this.queue.length === 0 && backlog.due + backlog.leased + backlog.retrying === 0) return;
         if (this.hasStopped) throw new EventBusError('BUS_STOPPED', 'idle() cannot finish: the bus is stopped');
         if (backlog.due > 0) this.wake();
         else if (backlog.retrying > 0) {
@@ -305,6 +319,7 @@ export class Dispatcher {
     if (wasRunning) {
       await this.transportSubscription?.unsubscribe().catch((err) => this.deps.report(err, 'transport unsubscribe'));
       await this.unwatch?.().catch((err) => this.deps.report(err, 'storage unwatch'));
+      await this.releaseQueued();
       await this.drain(this.deps.dispatch.shutdownTimeoutMs);
       if (this.running.size > 0) await this.abortRunning();
     }
@@ -346,7 +361,7 @@ export class Dispatcher {
         return;
       }
       const claimed = await storage.claim(request);
-      this.runClaimed(claimed);
+      this.enqueue(claimed);
       this.saturated = claimed.length > 0;
       if (claimed.length < request.limit || this.state !== 'running') {
         if (claimed.length === 0) {
@@ -432,7 +447,51 @@ export class Dispatcher {
     running.slotFreed = true;
     this.inFlight -= 1;
     running.sub.inFlight -= 1;
+    if (this.queue.length > 0) this.startQueued();
     if (this.saturated) this.wake();
+  }
+
+  /** Holds claimed deliveries until a slot is free, and starts what fits now. */
+  private enqueue(claimed: readonly ClaimedDelivery[]): void {
+    if (claimed.length === 0) return;
+    if (this.state !== 'running') {
+      // A claim that returned after stop() began: give it straight back.
+      for (const d of claimed) this.deps.storage.release(d).catch((err) => this.deps.report(err, 'release'));
+      return;
+    }
+    const leaseExpiresAt = Date.now() + this.deps.dispatch.leaseMs;
+    for (const delivery of claimed) {
+      const sub = this.deps.registry.get(delivery.subscriber);
+      if (sub) sub.queued += 1;
+      this.queue.push({ delivery, leaseExpiresAt, lost: false });
+    }
+    this.startQueued();
+  }
+
+  /** Starts queued deliveries, oldest first, while their subscribers and the process have free slots. */
+  private startQueued(): void {
+    const { registry, dispatch } = this.deps;
+    for (let i = 0; i < this.queue.length && this.inFlight < dispatch.concurrency; ) {
+      const queued = this.queue[i]!;
+      const sub = registry.get(queued.delivery.subscriber);
+      if (sub && sub.inFlight >= sub.concurrency) {
+        i += 1;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      if (sub) sub.queued -= 1;
+      if (!queued.lost) this.run(queued.delivery, queued.leaseExpiresAt); // run() releases an unsubscribed one
+    }
+  }
+
+  /** On stop: gives back what was claimed ahead, without spending attempts. */
+  private async releaseQueued(): Promise<void> {
+    const queued = this.queue.splice(0);
+    for (const q of queued) {
+      const sub = this.deps.registry.get(q.delivery.subscriber);
+      if (sub) sub.queued -= 1;
+      if (!q.lost) await this.deps.storage.release(q.delivery).catch((err) => this.deps.report(err, 'release'));
+    }
   }
 
   private async runInTransaction(running: RunningDelivery, event: BaseEvent): Promise<boolean> {
@@ -489,19 +548,27 @@ export class Dispatcher {
 
   /** One heartbeat for all running deliveries: extend the leases that are past a third of their time. */
   private async extendLeases(): Promise<void> {
-    if (this.running.size === 0) return;
+    if (this.running.size === 0 && this.queue.length === 0) return;
     const { storage, dispatch } = this.deps;
     const renewBefore = Date.now() + (dispatch.leaseMs * 2) / 3;
-    const due = [...this.running].filter((r) => !r.lost && r.leaseExpiresAt < renewBefore);
+    const due = [...this.running, ...this.queue].filter((r) => !r.lost && r.leaseExpiresAt < renewBefore);
     if (due.length === 0) return;
     try {
       const extended = new Set(await storage.extend(due.map((r) => r.delivery), dispatch.leaseMs));
       const until = Date.now() + dispatch.leaseMs;
       for (const r of due) {
-        if (extended.has(r.deliveryId)) r.leaseExpiresAt = until;
-        else if (this.running.has(r)) {
-          r.lost = true;
-          r.abort(new EventBusError('LEASE_LOST', 'The lease of this delivery was taken over by another worker'));
+        if (extended.has(r.delivery.deliveryId)) {
+          r.leaseExpiresAt = until;
+          continue;
+        }
+        r.lost = true;
+        if (r instanceof RunningDelivery) {
+          if (this.running.has(r)) r.abort(new EventBusError('LEASE_LOST', 'The lease of this delivery was taken over by another worker'));
+        } else {
+          const at = this.queue.indexOf(r);
+          if (at >= 0) this.queue.splice(at, 1);
+          const sub = this.deps.registry.get(r.delivery.subscriber);
+          if (sub) sub.queued -= 1;
         }
       }
     } catch (err) {

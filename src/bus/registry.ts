@@ -16,6 +16,8 @@ export interface Subscription {
   transactional: boolean;
   /** Its handlers running now in this process. */
   inFlight: number;
+  /** Its deliveries claimed ahead, waiting in this process for a slot. */
+  queued: number;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
@@ -62,6 +64,7 @@ export class SubscriberRegistry {
       concurrency,
       transactional: options.transactional ?? false,
       inFlight: 0,
+      queued: 0,
     };
     this.byName.set(name, subscription);
     this.version += 1;

@@ -149,6 +149,30 @@ describe('delivery', () => {
     await bus.stop();
   });
 
+  it('never runs more handlers at once than the subscriber and the bus allow', async () => {
+    const bus = testBus({ dispatch: { concurrency: 3 } });
+    const running = { a: 0, b: 0, all: 0 };
+    const peak = { a: 0, b: 0, all: 0 };
+    const track = (name: 'a' | 'b') => async () => {
+      running[name] += 1;
+      running.all += 1;
+      peak[name] = Math.max(peak[name], running[name]);
+      peak.all = Math.max(peak.all, running.all);
+      await sleep(5);
+      running[name] -= 1;
+      running.all -= 1;
+    };
+    bus.subscribe('auth.user_logged_in', track('a'), { name: 'a', concurrency: 2 });
+    bus.subscribe('auth.user_logged_in', track('b'), { name: 'b' });
+    await bus.start();
+    await bus.publishMany(Array.from({ length: 30 }, (_, i) => ({ type: 'auth.user_logged_in' as const, payload: { sessionId: `s${i}` } })));
+    await bus.idle({ timeoutMs: 10_000 });
+    expect(bus.stats().processed).toBe(60);
+    expect(peak.a).toBe(2);
+    expect(peak.all).toBe(3);
+    await bus.stop();
+  });
+
   it('refuses a missing or repeated subscriber name and unknown patterns', () => {
     const bus = testBus();
     expect(() => bus.subscribe('auth.user_logged_in', () => undefined, {} as never)).toThrow(/name/);
