@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { z } from 'zod';
+import { catalog } from './fixtures';
 import type {
   CatalogEvent,
   EventBus,
@@ -8,26 +8,9 @@ import type {
   PublishItem,
   SubscribeOptions,
 } from '../../src/bus/types';
-import { defineCatalog, defineEvent, eventTypes } from '../../src/catalog';
+import { eventTypes } from '../../src/catalog';
 import type { BaseEvent } from '../../src/envelope';
 
-const catalog = defineCatalog({
-  'auth.user_signed_up': defineEvent({
-    version: '1.0.0',
-    payload: z.object({ email: z.string().email(), name: z.string() }),
-  }),
-  'auth.user_logged_in': defineEvent({ version: '1.0.0', payload: z.object({ userId: z.string() }) }),
-  'billing.invoice_paid': defineEvent({
-    version: '2.0.0',
-    payload: z.object({
-      invoiceId: z.string(),
-      amountCents: z.number().int(),
-      currency: z.string().default('usd'),
-      paidAt: z.string().transform((s) => new Date(s)),
-    }),
-  }),
-  'org.created': defineEvent({ version: '1.0.0', payload: z.object({ orgId: z.string() }) }),
-});
 type C = typeof catalog;
 type SignedUp = BaseEvent<'auth.user_signed_up', { email: string; name: string }>;
 type LoggedIn = BaseEvent<'auth.user_logged_in', { userId: string }>;
