@@ -186,6 +186,7 @@ class Bus<C extends Catalog> {
     }
     this.checkTypes(options.eventTypes);
     checkRange(options.from, options.to);
+    if (options.scope !== undefined) checkScope(options.scope);
     return this.storage.timeline({ ...options, limit });
   }
 
@@ -270,6 +271,14 @@ class Bus<C extends Catalog> {
       }
     }
   }
+}
+
+function checkScope(scope: TimelineOptions<Catalog>['scope']): void {
+  const { organizationIds, actor } = (scope ?? {}) as { organizationIds?: unknown; actor?: unknown };
+  if (!Array.isArray(organizationIds) || !organizationIds.every((id) => typeof id === 'string')) {
+    throw new InvalidOptionError('scope.organizationIds', 'must be an array of organization ids');
+  }
+  if (actor !== undefined && typeof actor !== 'string') throw new InvalidOptionError('scope.actor', 'must be a string');
 }
 
 function checkRange(from: Date | undefined, to: Date | undefined): void {

@@ -17,6 +17,7 @@ import type {
   DeadLetterFilter,
   Storage,
   TimelinePage,
+  TimelineScope,
 } from '../ports/storage';
 import type { Transport } from '../ports/transport';
 
@@ -151,6 +152,8 @@ export interface TimelineOptions<C extends Catalog> {
   actor?: string;
   organizationId?: string;
   eventTypes?: readonly EventTypeOf<C>[];
+  /** Only events of these organizations, or without organization and by this actor (what one reader may see). */
+  scope?: TimelineScope;
   from?: Date;
   to?: Date;
   /** Page size (default 50, at most 1000). */

@@ -26,6 +26,7 @@ import type {
   SubscriberRegistration,
   TimelinePage,
   TimelineQuery,
+  TimelineScope,
 } from '../ports/storage';
 import { MinHeap } from '../collections/min-heap';
 import { RingBuffer } from '../collections/ring-buffer';
@@ -172,6 +173,7 @@ class MemoryStorage implements Storage {
     if (options?.tx !== undefined) {
       throw new EventBusError('UNSUPPORTED_BY_STORAGE', 'The memory storage has no transactions: publish without `tx`');
     }
+    this.checkIdempotencyKeys(inputs);
     const now = Date.now();
     const events: BaseEvent[] = [];
     let dueCreated = 0;
@@ -307,7 +309,7 @@ class MemoryStorage implements Storage {
   }
 
   async timeline(query: TimelineQuery): Promise<TimelinePage> {
-    const before = query.cursor === undefined ? Infinity : decodeCursor(query.cursor);
+    const before = query.cursor === undefined ? Infinity : decodeCursor(query.cursor, this.seq);
     const types = query.eventTypes && query.eventTypes.length > 0 ? new Set(query.eventTypes) : null;
     const events: BaseEvent[] = [];
     let last: EventRecord | undefined;
@@ -396,6 +398,21 @@ class MemoryStorage implements Storage {
   }
 
   // --- internals ---
+
+  /**
+   * Refuses the whole append, before anything changes, when a key comes back
+   * with another event type or organization (stored, or earlier in the batch).
+   */
+  private checkIdempotencyKeys(inputs: readonly AppendInput[]): void {
+    let batch: Map<string, BaseEvent> | undefined;
+    for (const { idempotencyKey: key, event } of inputs) {
+      if (key === undefined) continue;
+      batch ??= new Map();
+      const first = this.byIdempotencyKey.get(key)?.event ?? batch.get(key);
+      if (first === undefined) batch.set(key, event);
+      else if (!sameTenantAndType(first, event)) throw idempotencyConflict();
+    }
+  }
 
   private targetsOf(type: string): SubscriberState[] {
     let targets = this.targetsByType.get(type);
@@ -620,18 +637,35 @@ function compactQueue(state: SubscriberState): void {
   }
 }
 
+function sameTenantAndType(a: BaseEvent, b: BaseEvent): boolean {
+  return a.eventType === b.eventType && (a.organizationId ?? null) === (b.organizationId ?? null);
+}
+
+function idempotencyConflict(): EventBusError {
+  return new EventBusError(
+    'IDEMPOTENCY_CONFLICT',
+    'This idempotency key was already used for an event of another type or organization; nothing was stored',
+  );
+}
+
 function matchesFilter(
   event: BaseEvent,
-  query: { actor?: string; organizationId?: string; from?: Date; to?: Date },
+  query: { actor?: string; organizationId?: string; scope?: TimelineScope; from?: Date; to?: Date },
   types: Set<string> | null,
 ): boolean {
   if (types && !types.has(event.eventType)) return false;
   if (query.actor !== undefined && event.actor !== query.actor) return false;
   if (query.organizationId !== undefined && event.organizationId !== query.organizationId) return false;
+  if (query.scope && !inScope(event, query.scope)) return false;
   const t = event.timestamp.getTime();
   if (query.from && t < query.from.getTime()) return false;
   if (query.to && t >= query.to.getTime()) return false;
   return true;
+}
+
+function inScope(event: BaseEvent, scope: TimelineScope): boolean {
+  if (event.organizationId === undefined) return scope.actor !== undefined && event.actor === scope.actor;
+  return scope.organizationIds.includes(event.organizationId);
 }
 
 function matchesDeadLetter(dl: DeadLetter, filter: DeadLetterFilter): boolean {
@@ -646,10 +680,12 @@ function encodeCursor(seq: number): string {
   return Buffer.from(`m${seq}`).toString('base64url');
 }
 
-function decodeCursor(cursor: string): number {
+/** The position in a cursor; refused unless this storage could have issued it (never past the newest event). */
+function decodeCursor(cursor: string, newest: number): number {
   const text = Buffer.from(cursor, 'base64url').toString();
   const seq = Number(text.slice(1));
-  if (text[0] !== 'm' || !Number.isSafeInteger(seq) || seq < 0) {
+  // Decoding skips characters outside the alphabet: only the exact encoding of `m<seq>` is ours.
+  if (encodeCursor(seq) !== cursor || !/^m[1-9]\d*$/.test(text) || !Number.isSafeInteger(seq) || seq > newest) {
     throw new InvalidOptionError('cursor', 'not a cursor returned by this storage');
   }
   return seq;

@@ -10,7 +10,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BaseEvent } from '../../src/envelope';
-import type { AppendInput, ClaimOptions, Storage } from '../../src/ports/storage';
+import { EventBusError } from '../../src/errors';
+import type { InvalidOptionError } from '../../src/errors';
+import type { AppendInput, ClaimOptions, Storage, TimelineQuery } from '../../src/ports/storage';
 import { uuidv7 } from '../../src/uuidv7';
 
 /** A fresh, empty storage for one test, and how to dispose of it. */
@@ -152,6 +154,33 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         const claimed = await storage.claim(claimFor('w1', ['a']));
         expect(claimed).toHaveLength(2);
         expect((await storage.timeline({ limit: 100 })).events).toHaveLength(2);
+      });
+
+      it('refuses a repeated idempotency key with another event type or organization, storing nothing of the append', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const first = input('auth.user_signed_up', { organizationId: 'org_1' }, { idempotencyKey: 'shared-key' });
+        await storage.append([first]);
+        const key = (overrides: Partial<BaseEvent>, type = 'auth.user_signed_up', idempotencyKey = 'shared-key') =>
+          input(type, overrides, { idempotencyKey });
+        const conflicts: [string, AppendInput[]][] = [
+          ['another organization', [key({ organizationId: 'org_2' })]],
+          ['another event type', [key({ organizationId: 'org_1' }, 'billing.payment_failed')]],
+          ['no organization', [key({ organizationId: undefined })]],
+          ['after a valid input of the same append', [input(), key({ organizationId: 'org_2' })]],
+          [
+            'twice in one append',
+            [key({ organizationId: 'org_1' }, 'auth.user_signed_up', 'batch-key'), key({ organizationId: 'org_2' }, 'auth.user_signed_up', 'batch-key')],
+          ],
+        ];
+        for (const [why, inputs] of conflicts) {
+          const err = await storage.append(inputs).then(() => undefined, (e: unknown) => e);
+          expect(EventBusError.is(err, 'IDEMPOTENCY_CONFLICT'), why).toBe(true);
+        }
+        expect((await storage.timeline({ limit: 100 })).events.map((e) => e.eventId)).toEqual([first.event.eventId]);
+        expect(await storage.claim(claimFor('w1', ['a']))).toHaveLength(1);
+        // The same organization and type (another actor, say) still gets the first event back.
+        const again = await storage.append([key({ organizationId: 'org_1', actor: 'user_2' })]);
+        expect(again.events[0]!.eventId).toBe(first.event.eventId);
       });
     });
 
@@ -447,6 +476,64 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         expect(ranged.events.map((e) => e.timestamp.getTime())).toEqual([9, 8, 7, 6, 5].map((i) => base + i * 1000));
         const last = await storage.timeline({ limit: 25 });
         expect(last.nextCursor).toBeNull();
+      });
+
+      it('keeps a scoped timeline inside its organizations, plus its actor\'s events without organization', async () => {
+        const base = Date.now() - 100_000;
+        const rows: [actor: string, organizationId: string | undefined, type: string][] = [
+          ['user_a', 'org_1', 'auth.user_signed_up'],
+          ['user_b', 'org_1', 'auth.user_signed_up'],
+          ['user_a', 'org_2', 'auth.user_signed_up'], // an organization user_a has left
+          ['user_a', undefined, 'auth.user_signed_up'],
+          ['user_b', undefined, 'auth.user_signed_up'],
+          ['user_b', 'org_3', 'billing.payment_failed'],
+        ];
+        const inputs = rows.map(([actor, organizationId, type], i) =>
+          input(type, { actor, organizationId, timestamp: new Date(base + i * 1000) }),
+        );
+        await storage.append(inputs);
+        const newestFirst = (...indexes: number[]) => indexes.sort((x, y) => y - x).map((i) => inputs[i]!.event.eventId);
+        const ids = async (query: Omit<TimelineQuery, 'limit'>) =>
+          (await storage.timeline({ limit: 100, ...query })).events.map((e) => e.eventId);
+        const scope = { organizationIds: ['org_1', 'org_3'], actor: 'user_a' };
+
+        expect(await ids({ scope })).toEqual(newestFirst(0, 1, 3, 5));
+        expect(await ids({ scope, actor: 'user_a' })).toEqual(newestFirst(0, 3));
+        expect(await ids({ scope, actor: 'user_b' })).toEqual(newestFirst(1, 5));
+        expect(await ids({ scope, organizationId: 'org_2' })).toEqual([]);
+        expect(await ids({ scope, eventTypes: ['billing.payment_failed'] })).toEqual(newestFirst(5));
+        expect(await ids({ scope: { organizationIds: [] } })).toEqual([]);
+        expect(await ids({ scope: { organizationIds: [], actor: 'user_b' } })).toEqual(newestFirst(4));
+        expect(await ids({ scope: { organizationIds: ['org_2'] } })).toEqual(newestFirst(2));
+
+        const paged: string[] = [];
+        let cursor: string | undefined;
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await storage.timeline({ limit: 1, scope, ...(cursor ? { cursor } : {}) });
+          paged.push(...page.events.map((e) => e.eventId));
+          if (!page.nextCursor) break;
+          cursor = page.nextCursor;
+        }
+        expect(paged).toEqual(newestFirst(0, 1, 3, 5));
+      });
+
+      it('issues URL-safe cursors, and refuses with INVALID_OPTION a cursor it did not issue', async () => {
+        await storage.append([input(), input(), input()]);
+        const { nextCursor } = await storage.timeline({ limit: 1 });
+        expect(nextCursor).toMatch(/^[A-Za-z0-9_-]{1,1024}$/);
+        const forged = [
+          '',
+          'not a cursor',
+          Buffer.from('not-a-cursor').toString('base64url'),
+          `${nextCursor}!`,
+          // The right shape with values the storage cannot have written (month 99, or past the newest event).
+          Buffer.from(Buffer.from(nextCursor!, 'base64url').toString().replace(/\d/g, '9')).toString('base64url'),
+        ];
+        for (const cursor of forged) {
+          const err = await storage.timeline({ limit: 1, cursor }).then(() => undefined, (e: unknown) => e);
+          expect(EventBusError.is(err, 'INVALID_OPTION'), cursor).toBe(true);
+          expect((err as InvalidOptionError).option, cursor).toBe('cursor');
+        }
       });
 
       it('replays matching processed events to the chosen subscribers only', async () => {
