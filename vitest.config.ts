@@ -10,6 +10,7 @@ export default defineConfig({
       { find: /^@blawby\/event-bus\/postgres$/, replacement: here('./adapters/postgres/index.ts') },
       { find: /^@blawby\/event-bus\/fastify$/, replacement: here('./adapters/fastify/index.ts') },
       { find: /^@blawby\/event-bus\/express$/, replacement: here('./adapters/express/index.ts') },
+      { find: /^@blawby\/event-bus\/hono$/, replacement: here('./adapters/hono/index.ts') },
       { find: /^@blawby\/event-bus$/, replacement: here('./src/index.ts') },
     ],
   },
