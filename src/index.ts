@@ -73,6 +73,20 @@ export { uuidv7 } from './uuidv7';
 export { createEventBus } from './bus/create-event-bus';
 export { backoffDelay, type ResolvedRetryPolicy } from './bus/backoff';
 export type {
+  BusObserver,
+  DeadLetteredObservation,
+  DeliveryObservation,
+  DeliveryOutcomeKind,
+  DeliverySettledObservation,
+  DeliveryStartedObservation,
+  HandlerMiddleware,
+  LeaseLostObservation,
+  PublishContext,
+  PublishedObservation,
+  PublishMiddleware,
+  RetryScheduledObservation,
+} from './bus/observation';
+export type {
   BusStats,
   CatalogEvent,
   DeadLetters,

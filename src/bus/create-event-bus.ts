@@ -12,7 +12,8 @@ import { memoryStorage } from '../storage/memory-storage';
 import { inProcessTransport } from '../transport/in-process-transport';
 import { buildEvent, type MetadataDefaults } from './build-event';
 import { Dispatcher } from './dispatcher';
-import { Observers, observeBus, type BusObserver } from './observe';
+import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
+import { MiddlewareStack, ObserverSet, runPublishChain } from './observe';
 import { resolveDispatch, resolveHealth, resolveRetry } from './options';
 import { SubscriberRegistry } from './registry';
 import { StatsCollector } from './stats';
@@ -53,13 +54,14 @@ class Bus<C extends Catalog> {
   readonly storage: Storage;
   readonly transport: Transport;
   readonly deadLetters: DeadLetters;
-  readonly [observeBus]: (observer: BusObserver) => () => void;
 
   private readonly defaults: MetadataDefaults;
   private readonly registry: SubscriberRegistry;
   private readonly dispatcher: Dispatcher;
   private readonly stats_ = new StatsCollector();
-  private readonly observers = new Observers();
+  private readonly observers: ObserverSet;
+  private readonly middleware = new MiddlewareStack<HandlerMiddleware>('middleware');
+  private readonly publishMiddleware = new MiddlewareStack<PublishMiddleware>('publishMiddleware');
   private readonly health_: ReturnType<typeof resolveHealth>;
   private readonly onError: ((error: unknown) => void) | undefined;
   private readonly logger;
@@ -80,6 +82,10 @@ class Bus<C extends Catalog> {
       source: options.source ?? 'api',
       environment: options.environment ?? process.env.NODE_ENV ?? 'development',
     };
+    this.observers = new ObserverSet((error, during) => this.report(error, during));
+    for (const observer of listOption(options.observers, 'observers')) this.observers.add(observer);
+    for (const mw of listOption(options.middleware, 'middleware')) this.middleware.add(mw);
+    for (const mw of listOption(options.publishMiddleware, 'publishMiddleware')) this.publishMiddleware.add(mw);
     const dispatch = resolveDispatch(options.dispatch);
     this.health_ = resolveHealth(options.health);
     this.registry = new SubscriberRegistry(this.catalog, resolveRetry(options.retry), dispatch.concurrency);
@@ -92,6 +98,7 @@ class Bus<C extends Catalog> {
       registry: this.registry,
       stats: this.stats_,
       observers: this.observers,
+      middleware: this.middleware,
       report: (error, during) => this.report(error, during),
       publishCaused: (parent, type, payload, opts) => this.publishCaused(parent, type, payload, opts),
     });
@@ -104,7 +111,6 @@ class Bus<C extends Catalog> {
       },
       discard: (id) => this.storage.discard(id),
     };
-    this[observeBus] = (observer) => this.observers.add(observer);
   }
 
   async publish(type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
@@ -112,10 +118,7 @@ class Bus<C extends Catalog> {
     const input = buildEvent(this.catalog, this.defaults, type, payload, options);
     const tx = options?.tx;
     this.assertTx(tx);
-    const result = await this.storage.append([input], {
-      tx,
-      claim: tx === undefined ? this.dispatcher.appendClaim() : undefined,
-    });
+    const result = await this.append([input], tx);
     this.afterAppend([input], result, tx);
     return result.events[0]!;
   }
@@ -131,10 +134,7 @@ class Bus<C extends Catalog> {
     if (inputs.length === 0) return [];
     const tx = options?.tx;
     this.assertTx(tx);
-    const result = await this.storage.append(inputs, {
-      tx,
-      claim: tx === undefined ? this.dispatcher.appendClaim() : undefined,
-    });
+    const result = await this.append(inputs, tx);
     this.afterAppend(inputs, result, tx);
     return result.events;
   }
@@ -209,6 +209,18 @@ class Bus<C extends Catalog> {
     return this.stats_.snapshot(this.dispatcher.inFlightCount);
   }
 
+  observe(observer: BusObserver): () => void {
+    return this.observers.add(observer);
+  }
+
+  use(middleware: HandlerMiddleware): () => void {
+    return this.middleware.add(middleware);
+  }
+
+  usePublish(middleware: PublishMiddleware): () => void {
+    return this.publishMiddleware.add(middleware);
+  }
+
   // --- internals ---
 
   private publishCaused(parent: BaseEvent, type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
@@ -220,15 +232,36 @@ class Bus<C extends Catalog> {
     return this.publish(type, payload, { ...options, metadata: { ...links, ...options?.metadata } });
   }
 
+  /** Stores validated events, through the publish middleware when there is any. */
+  private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {
+    const store = () =>
+      this.storage.append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined });
+    const chain = this.publishMiddleware.list;
+    if (chain.length === 0) return store();
+    const events = inputs.map((input) => input.event);
+    const setMetadata = (event: Readonly<BaseEvent>, fields: Readonly<Record<string, string>>) => {
+      const at = events.indexOf(event as BaseEvent);
+      if (at < 0) throw new InvalidOptionError('event', 'setMetadata takes one of the events of this publish');
+      if (typeof fields !== 'object' || fields === null) throw new InvalidOptionError('fields', 'must be an object of strings');
+      for (const [key, value] of Object.entries(fields)) {
+        if (typeof value !== 'string') throw new InvalidOptionError(`metadata.${key}`, 'must be a string');
+      }
+      // The metadata is a frozen snapshot: replace it rather than change it.
+      events[at]!.metadata = Object.freeze({ ...events[at]!.metadata, ...fields });
+    };
+    return runPublishChain(chain, { events, inTransaction: tx !== undefined, setMetadata }, store);
+  }
+
   private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown): void {
-    if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed);
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
       if (result.events[i]!.eventId !== input.event.eventId) continue; // a repeated idempotency key
       this.stats_.published(input.event.eventType);
-      if (this.observers.active) this.observers.emit({ kind: 'published', event: input.event });
+      if (this.observers.active) this.observers.emit('published', { event: input.event, inTransaction: tx !== undefined });
       if (input.deliverAt) this.dispatcher.scheduleAt(input.deliverAt.getTime());
     }
+    // After the loop, so that observers hear of the publish before its deliveries start.
+    if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed);
     // Inside a caller's transaction nothing is visible yet: the storage's watch
     // (e.g. NOTIFY on commit) or the poll finds it.
     if (tx !== undefined) return;
@@ -279,6 +312,12 @@ function checkScope(scope: TimelineOptions<Catalog>['scope']): void {
     throw new InvalidOptionError('scope.organizationIds', 'must be an array of organization ids');
   }
   if (actor !== undefined && typeof actor !== 'string') throw new InvalidOptionError('scope.actor', 'must be a string');
+}
+
+function listOption<T>(value: readonly T[] | undefined, name: string): readonly T[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new InvalidOptionError(name, 'must be an array');
+  return value;
 }
 
 function checkRange(from: Date | undefined, to: Date | undefined): void {

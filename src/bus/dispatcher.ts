@@ -13,14 +13,15 @@ import { hostname } from 'node:os';
 import pRetry from 'p-retry';
 import type { Catalog } from '../catalog';
 import type { BaseEvent } from '../envelope';
-import { EventBusError, NonRetryableError, toErrorInfo } from '../errors';
+import { EventBusError, NonRetryableError, toErrorInfo, type ErrorInfo } from '../errors';
 import { SlotList } from '../collections/slot-list';
 import { childLogger, type Logger } from '../logger';
 import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim } from '../ports/storage';
 import type { Transport, TransportSubscription } from '../ports/transport';
 import { uuidv7 } from '../uuidv7';
 import { nextAttemptAt } from './backoff';
-import type { Observers } from './observe';
+import type { DeliveryObservation, DeliveryOutcomeKind, HandlerMiddleware } from './observation';
+import { runHandlerChain, type MiddlewareStack, type ObserverSet } from './observe';
 import type { ResolvedDispatch } from './options';
 import type { SubscriberRegistry, Subscription } from './registry';
 import type { StatsCollector } from './stats';
@@ -43,7 +44,8 @@ export interface DispatcherDeps {
   dispatch: ResolvedDispatch;
   registry: SubscriberRegistry;
   stats: StatsCollector;
-  observers: Observers;
+  observers: ObserverSet;
+  middleware: MiddlewareStack<HandlerMiddleware>;
   report: (error: unknown, during: string) => void;
   publishCaused: (parent: BaseEvent, type: string, payload: unknown, options?: PublishOptions) => Promise<BaseEvent>;
 }
@@ -75,6 +77,9 @@ class RunningDelivery implements HandlerContext<Catalog> {
   slot = -1;
   /** Its concurrency slot was given back (the handler is done). */
   slotFreed = false;
+  /** `performance.now()` when the attempt started, and how long the handler ran (set when it returned or threw). */
+  startedAt = 0;
+  handlerMs = -1;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private contextLogger: Logger | undefined;
@@ -398,7 +403,8 @@ export class Dispatcher {
   private async execute(running: RunningDelivery): Promise<void> {
     const { delivery, sub } = running;
     const { storage, stats, observers } = this.deps;
-    const started = performance.now();
+    running.startedAt = performance.now();
+    if (observers.active) observers.emit('deliveryStarted', { ...observationOf(delivery), startedAt: new Date() });
     let handled = false;
     try {
       if (delivery.attempt > sub.retry.attempts) {
@@ -411,30 +417,56 @@ export class Dispatcher {
       if (sub.transactional) {
         completed = await this.runInTransaction(running, event);
       } else {
-        await sub.handler(event as never, running);
+        await this.invoke(running, event);
         handled = true;
         this.freeSlot(running); // the next handler need not wait for this round trip
         completed = await storage.complete(delivery);
       }
       handled = true;
       if (!completed) {
-        running.lost = true;
+        this.leaseLost(running);
         running.logger.warn({}, 'delivery finished after its lease was taken over; its outcome was not recorded');
+        this.settled(running, 'lease-lost');
       } else {
-        stats.processed(delivery.event.eventType, performance.now() - started);
-        if (observers.active) {
-          observers.emit({ kind: 'succeeded', event, subscriber: sub.name, attempt: delivery.attempt, deliveryId: delivery.deliveryId });
-        }
+        stats.processed(delivery.event.eventType, running.handlerMs);
+        this.settled(running, 'succeeded');
       }
     } catch (err) {
+      if (running.handlerMs < 0) running.handlerMs = performance.now() - running.startedAt;
       this.freeSlot(running);
-      if (handled) this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
-      else await this.settleFailure(running, err);
+      if (handled) {
+        this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
+        this.settled(running, 'unrecorded');
+      } else await this.settleFailure(running, err);
     } finally {
       this.running.delete(running);
       this.freeSlot(running);
       if (this.settleWaiters.length > 0) this.notifySettled();
     }
+  }
+
+  /** Runs the handler, inside the middleware when there is any, and notes how long it ran. */
+  private async invoke(running: RunningDelivery, event: BaseEvent): Promise<void> {
+    const chain = this.deps.middleware.list;
+    if (chain.length === 0) await running.sub.handler(event as never, running);
+    else await runHandlerChain(chain, running.sub.handler as never, event, running);
+    running.handlerMs = performance.now() - running.startedAt;
+  }
+
+  /** Tells the observers how an attempt ended (exactly once per started attempt). */
+  private settled(running: RunningDelivery, outcome: DeliveryOutcomeKind, error?: ErrorInfo, retryAt?: Date): void {
+    const { observers } = this.deps;
+    if (!observers.active) return;
+    const observation = { ...observationOf(running.delivery), outcome, durationMs: running.handlerMs };
+    observers.emit('deliverySettled', error === undefined ? observation : retryAt ? { ...observation, error, retryAt } : { ...observation, error });
+  }
+
+  /** Marks a delivery's lease as taken over, telling the observers the first time. */
+  private leaseLost(item: RunningDelivery | QueuedDelivery): void {
+    if (item.lost) return;
+    item.lost = true;
+    const { observers } = this.deps;
+    if (observers.active) observers.emit('leaseLost', { ...observationOf(item.delivery), running: item instanceof RunningDelivery });
   }
 
   /**
@@ -502,7 +534,7 @@ export class Dispatcher {
     try {
       return await storage.transaction(async (tx) => {
         running.tx = tx;
-        await running.sub.handler(event as never, running);
+        await this.invoke(running, event);
         if (!(await storage.complete(running.delivery, { tx }))) {
           throw new EventBusError('LEASE_LOST', 'The lease was taken over; the transaction is rolled back');
         }
@@ -517,32 +549,40 @@ export class Dispatcher {
   private async settleFailure(running: RunningDelivery, err: unknown): Promise<void> {
     const { delivery, sub } = running;
     const { storage, stats, observers } = this.deps;
+    const error = toErrorInfo(err);
     try {
       if (running.stopping) {
         await storage.release(delivery);
+        this.settled(running, 'released', error);
         return;
       }
-      if (running.lost) return;
-      const error = toErrorInfo(err);
+      if (running.lost) {
+        this.settled(running, 'lease-lost', error);
+        return;
+      }
       const retryAt = nextAttemptAt(sub.retry, delivery.attempt, err);
       if (!(await storage.fail(delivery, { error, retryAt }))) {
+        this.leaseLost(running);
         running.logger.warn({ err: error }, 'delivery failed after its lease was taken over');
+        this.settled(running, 'lease-lost', error);
         return;
       }
-      const base = { event: delivery.event, subscriber: sub.name, attempt: delivery.attempt, deliveryId: delivery.deliveryId, error };
       if (retryAt) {
         stats.retried(delivery.event.eventType);
         running.logger.warn({ err: error, retryAt }, 'handler failed; will retry');
         this.scheduleAt(retryAt.getTime());
-        if (observers.active) observers.emit({ kind: 'retrying', ...base, retryAt });
+        if (observers.active) observers.emit('retryScheduled', { ...observationOf(delivery), error, retryAt });
+        this.settled(running, 'retrying', error, retryAt);
       } else {
         stats.failed(delivery.event.eventType);
         running.logger.error({ err: error }, 'handler failed; delivery dead-lettered');
-        if (observers.active) observers.emit({ kind: 'dead-lettered', ...base });
+        if (observers.active) observers.emit('deadLettered', { ...observationOf(delivery), error });
+        this.settled(running, 'dead-lettered', error);
       }
     } catch (storageError) {
       // The outcome could not be recorded: the lease expires and the delivery runs again.
       this.deps.report(storageError, 'settle failure');
+      this.settled(running, 'unrecorded', error);
     }
   }
 
@@ -561,7 +601,7 @@ export class Dispatcher {
           r.leaseExpiresAt = until;
           continue;
         }
-        r.lost = true;
+        this.leaseLost(r);
         if (r instanceof RunningDelivery) {
           if (this.running.has(r)) r.abort(new EventBusError('LEASE_LOST', 'The lease of this delivery was taken over by another worker'));
         } else {
@@ -615,4 +655,9 @@ export class Dispatcher {
     this.settleWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/** The fields every delivery observation shares. */
+function observationOf(delivery: ClaimedDelivery): DeliveryObservation {
+  return { event: delivery.event, subscriber: delivery.subscriber, deliveryId: delivery.deliveryId, attempt: delivery.attempt };
 }

@@ -20,6 +20,7 @@ import type {
   TimelineScope,
 } from '../ports/storage';
 import type { Transport } from '../ports/transport';
+import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
 
 /** Retry policy of a subscriber: exponential backoff with full jitter. */
 export interface RetryPolicy {
@@ -75,6 +76,12 @@ export interface EventBusOptions<C extends Catalog> {
   health?: HealthOptions;
   /** Called with errors of background work (claims, heartbeats, wake-ups); they are also logged. */
   onError?: (error: unknown) => void;
+  /** Observers registered from the start, as with `bus.observe()` (see docs/observing.md). */
+  observers?: readonly BusObserver[];
+  /** Handler middleware, outermost first, as with `bus.use()`. */
+  middleware?: readonly HandlerMiddleware[];
+  /** Publish middleware, outermost first, as with `bus.usePublish()`. */
+  publishMiddleware?: readonly PublishMiddleware[];
 }
 
 /** Options of one `publish`. */
@@ -258,4 +265,11 @@ export interface EventBus<C extends Catalog> {
   health(): Promise<HealthReport>;
   /** This process's counters since the bus was created. */
   stats(): BusStats;
+
+  /** Registers an observer of publishes and deliveries; returns the function that removes it. */
+  observe(observer: BusObserver): () => void;
+  /** Adds handler middleware inside the existing ones (it wraps handler runs that start from now on); returns its removal. */
+  use(middleware: HandlerMiddleware): () => void;
+  /** Adds publish middleware inside the existing ones; returns its removal. */
+  usePublish(middleware: PublishMiddleware): () => void;
 }
