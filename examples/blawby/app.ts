@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { eventBusPlugin } from '@blawby/event-bus/fastify';
-import type { BlawbyBus } from './handlers/subscribe';
+import type { BlawbyBus } from './handlers/bus';
 import { findCaller } from './auth/sessions';
 import { authRoutes } from './routes/auth';
 import { billingRoutes } from './routes/billing';
