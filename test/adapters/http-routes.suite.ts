@@ -12,12 +12,20 @@
  * - `POST /publish-many` (JSON `{ items }`): `request.events.publishMany`, 201 `{ events }`;
  * - the request id from the `X-Request-Id` header;
  * and `close()` must close the server and whatever the adapter closes.
+ *
+ * Every expectation runs on every storage: memory, PostgreSQL on PGlite, and
+ * PostgreSQL on postgres.js when `DATABASE_URL` is set (one database per test
+ * file, emptied tables per test).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { sql } from 'drizzle-orm';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createEventBus, defineCatalog, defineEvent, memoryStorage, EventBusError } from '@blawby/event-bus';
-import type { BaseEvent, Catalog, EventBus, EventBusOptions, HealthReport } from '@blawby/event-bus';
+import type { BaseEvent, Catalog, EventBus, EventBusOptions, HealthReport, Storage } from '@blawby/event-bus';
+import { migrate, postgresStorage } from '@blawby/event-bus/postgres';
 import type { Identity } from '../../adapters/http';
+import { forgedCursors } from '../contract/storage.contract';
+import { createTestDatabase, DRIVERS, type TestDatabase } from '../postgres/databases';
 
 /** A catalog with `org.access_denied`, as an application like Blawby has. */
 export const suiteCatalog = defineCatalog({
@@ -67,6 +75,40 @@ export interface AppUnderTest {
 /** Starts the framework's app for one test. */
 export type StartApp = <C extends Catalog>(options: StartOptions<C>) => Promise<AppUnderTest>;
 
+/** A storage the suite runs on: `open()` gives an empty one for one test. */
+interface SuiteStorage {
+  name: string;
+  setup?(): Promise<void>;
+  open(): Promise<Storage>;
+  teardown?(): Promise<void>;
+}
+
+function postgresSuiteStorage(driver: (typeof DRIVERS)[number]): SuiteStorage {
+  let database: TestDatabase | undefined;
+  const schema = 'http_suite';
+  return {
+    name: `postgres (${driver})`,
+    async setup() {
+      database = await createTestDatabase(driver);
+      await migrate(database.db, { schema });
+    },
+    async open() {
+      const storage = postgresStorage({ db: database!.db, schema, notify: false });
+      const { events, subscribers, deliveries, deadLetters } = storage.tables;
+      await database!.db.execute(sql.raw(`TRUNCATE ${events}, ${subscribers}, ${deliveries}, ${deadLetters}`));
+      return storage;
+    },
+    async teardown() {
+      await database?.dispose();
+    },
+  };
+}
+
+const SUITE_STORAGES: SuiteStorage[] = [
+  { name: 'memory', open: async () => memoryStorage() },
+  ...DRIVERS.map(postgresSuiteStorage),
+];
+
 const ALICE = 'Bearer alice';
 const BOB = 'Bearer bob';
 
@@ -80,17 +122,53 @@ function identify(authorization: string | undefined): Identity | null {
 /** A timeline event as JSON (dates are strings). */
 type JsonEvent = Omit<BaseEvent, 'timestamp'> & { timestamp: string };
 
-/** Runs the shared route expectations against one framework. */
+/** Fails the test if an answer carries SQL text, a driver's parameters, a stack or a raw error message. */
+function expectNoLeak(text: string, context: string): void {
+  expect(text, context).not.toMatch(/select|insert|params|secret-param|\$1|\bat .+:\d+:\d+|Failed query|stack/i);
+}
+
+/** The storage, except that `timeline` throws what `failure()` returns (a fault in front of a real storage). */
+function failingTimeline(storage: Storage, failure: () => unknown): Storage {
+  return new Proxy(storage, {
+    get(target, key, receiver) {
+      if (key === 'timeline') {
+        return async () => {
+          throw failure();
+        };
+      }
+      const value: unknown = Reflect.get(target, key, receiver);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** Runs the shared route expectations against one framework, on every storage. */
 export function httpRoutesSuite(framework: string, startApp: StartApp): void {
-  describe(`${framework} adapter over HTTP`, () => {
+  for (const suiteStorage of SUITE_STORAGES) routesOnStorage(framework, startApp, suiteStorage);
+}
+
+function routesOnStorage(framework: string, startApp: StartApp, suiteStorage: SuiteStorage): void {
+  describe(`${framework} adapter over HTTP, on ${suiteStorage.name} storage`, () => {
     const running: AppUnderTest[] = [];
+    beforeAll(async () => {
+      await suiteStorage.setup?.();
+    });
+    afterAll(async () => {
+      await suiteStorage.teardown?.();
+    });
     afterEach(async () => {
       await Promise.all(running.splice(0).map((app) => app.close()));
     });
 
-    async function start<C extends Catalog>(catalog: C, busOptions: Partial<EventBusOptions<C>> = {}) {
+    /** Starts an app on a fresh storage; `wrapStorage` may put a fault in front of it. */
+    async function start<C extends Catalog>(
+      catalog: C,
+      busOptions: Partial<EventBusOptions<C>> = {},
+      wrapStorage: (storage: Storage) => Storage = (storage) => storage,
+    ) {
       const logs: { level: string; msg: string }[] = [];
-      const bus = createEventBus({ catalog, storage: memoryStorage(), source: 'test-suite', ...busOptions });
+      const storage = wrapStorage(await suiteStorage.open());
+      const bus = createEventBus({ catalog, storage, source: 'test-suite', ...busOptions });
       const app = await startApp({ bus, identify, prefix: '/events', onLog: (entry) => logs.push(entry) });
       running.push(app);
       const get = (path: string, authorization?: string, headers: Record<string, string> = {}) =>
@@ -194,20 +272,32 @@ export function httpRoutesSuite(framework: string, startApp: StartApp): void {
         expect(ids).toEqual([second!.eventId]);
       });
 
-      it("without organizationId returns only the caller's own events, across organizations", async () => {
+      it("answers only within the caller's organizations, plus their own events without organization", async () => {
         const { bus, get } = await start(suiteCatalog);
         const seeded = await seed(bus);
-        const res = await get('/events/timeline', ALICE);
-        expect(res.status).toBe(200);
-        const body = (await res.json()) as { events: JsonEvent[] };
-        const own = seeded.filter((e) => e.actor === 'user_alice').reverse();
-        expect(body.events.map((e) => e.eventId)).toEqual(own.map((e) => e.eventId));
-        expect(new Set(body.events.map((e) => e.actor))).toEqual(new Set(['user_alice']));
-        // Naming oneself is the same query; naming someone else outside an organization is refused.
-        expect((await get('/events/timeline?actor=user_alice', ALICE)).status).toBe(200);
-        const other = await get('/events/timeline?actor=user_bob', ALICE);
-        expect(other.status).toBe(403);
-        expect(await other.json()).toMatchObject({ error: { code: 'FORBIDDEN' } });
+        // alice once belonged to org_2: her event there stays with org_2. bob has an event of his own.
+        seeded.push(await bus.publish('org.created', { name: 'Left' }, { actor: 'user_alice', organizationId: 'org_2' }));
+        seeded.push(await bus.publish('auth.user_signed_up', { email: 'b@example.com', name: 'Bob' }, { actor: 'user_bob' }));
+        const ids = async (query: string, auth: string) => {
+          const res = await get(`/events/timeline${query}`, auth);
+          expect(res.status, query).toBe(200);
+          return ((await res.json()) as { events: JsonEvent[] }).events.map((e) => e.eventId);
+        };
+        const expected = (keep: (e: BaseEvent) => boolean) =>
+          seeded.filter(keep).reverse().map((e) => e.eventId);
+        const aliceSees = (e: BaseEvent) =>
+          e.organizationId === 'org_1' || (e.organizationId === undefined && e.actor === 'user_alice');
+
+        expect(await ids('', ALICE)).toEqual(expected(aliceSees));
+        // By actor alone: her own events, but not the one in the organization she left.
+        expect(await ids('?actor=user_alice', ALICE)).toEqual(expected((e) => aliceSees(e) && e.actor === 'user_alice'));
+        // Another actor: only what the organizations they share show, never their events without organization.
+        expect(await ids('?actor=user_bob', ALICE)).toEqual(expected((e) => e.organizationId === 'org_1' && e.actor === 'user_bob'));
+        expect(await ids('', BOB)).toEqual(
+          expected((e) => e.organizationId !== undefined || e.actor === 'user_bob'),
+        );
+        expect(await ids('?organizationId=org_2', BOB)).toEqual(expected((e) => e.organizationId === 'org_2'));
+        expect(await ids('?limit=1', ALICE)).toEqual(expected(aliceSees).slice(0, 1));
       });
 
       it('answers 400 with the zod issues for a bad query, and never reaches the storage', async () => {
@@ -240,11 +330,80 @@ export function httpRoutesSuite(framework: string, startApp: StartApp): void {
         expect(unknownType.error.issues[0]!.path).toEqual(['eventTypes', 0]);
       });
 
-      it('answers 400 for a cursor the storage did not issue', async () => {
-        const { get } = await start(suiteCatalog);
-        const res = await get('/events/timeline?organizationId=org_1&cursor=not-a-cursor', BOB);
-        expect(res.status).toBe(400);
-        expect(await res.json()).toMatchObject({ error: { code: 'INVALID_QUERY', issues: [{ path: ['cursor'] }] } });
+      it('answers 400 for a cursor the storage did not issue, and never shows SQL, parameters or stacks', async () => {
+        const { bus, get, logs } = await start(suiteCatalog);
+        await seed(bus);
+        const first = (await (await get('/events/timeline?organizationId=org_1&limit=1', BOB)).json()) as {
+          nextCursor: string;
+        };
+        const issued = first.nextCursor;
+        // Out of shape (refused by the route), then in shape but not issued (refused by the storage).
+        const forged = ['not-a-cursor', 'not a cursor', 'x'.repeat(1025), `${issued}!`, ...forgedCursors(issued)];
+        for (const cursor of forged) {
+          const res = await get(`/events/timeline?organizationId=org_1&cursor=${encodeURIComponent(cursor)}`, BOB);
+          const text = await res.text();
+          expect(res.status, cursor).toBe(400);
+          expect(JSON.parse(text), cursor).toMatchObject({ error: { code: 'INVALID_QUERY', issues: [{ path: ['cursor'] }] } });
+          expectNoLeak(text, cursor);
+        }
+        expect(logs.filter((l) => l.level === 'error')).toEqual([]);
+      });
+
+      it('answers 400 for dates outside years 0001 to 9999 and for NUL characters in any parameter', async () => {
+        const { bus, get } = await start(suiteCatalog);
+        await seed(bus);
+        const cases: [string, string][] = [
+          ['from=0000-06-01T00:00:00Z', 'from'],
+          ['to=0001-01-01T00:30:00%2B01:00', 'to'], // year 0 in UTC
+          ['from=10000-01-01T00:00:00Z', 'from'],
+          ['to=%2B275760-09-13T00:00:00Z', 'to'],
+          ['organizationId=org_1%00', 'organizationId'],
+          ['organizationId=org_1&actor=user_%00alice', 'actor'],
+          ['actor=%00', 'actor'],
+          ['eventTypes=org.created%00', 'eventTypes'],
+          ['organizationId=org_1&cursor=%00', 'cursor'],
+          ['organizationId=org_1&limit=1%00', 'limit'],
+          ['organizationId=org_1&from=2025-01-01%00', 'from'],
+        ];
+        for (const [query, param] of cases) {
+          const res = await get(`/events/timeline?${query}`, BOB);
+          const text = await res.text();
+          expect(res.status, query).toBe(400);
+          const body = JSON.parse(text) as { error: { code: string; issues: { path: unknown[] }[] } };
+          expect(body.error.code, query).toBe('INVALID_QUERY');
+          expect(body.error.issues.map((i) => i.path[0]), query).toContain(param);
+          expect(text, query).not.toContain('\\u0000');
+        }
+        expect((await get('/events/timeline?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z', BOB)).status).toBe(200);
+      });
+
+      it("answers a storage failure with a fixed body, whatever the app's error handler, and logs the cause", async () => {
+        const driverError = new Error('Failed query: select * from "events" where "actor" = $1\nparams: secret-param');
+        const failures: unknown[] = [
+          new EventBusError('STORAGE_UNAVAILABLE', 'connection refused', { cause: driverError }),
+          new EventBusError('BUS_STOPPED', 'The storage is closed'),
+          new EventBusError('STORAGE_REJECTED' as never, 'Failed query: select 1 params: secret-param', { cause: driverError }),
+          driverError,
+          new TypeError("Cannot read properties of undefined (reading 'secret-param')"),
+        ];
+        const expected = [
+          [503, { error: { code: 'STORAGE_UNAVAILABLE', message: 'The event storage did not answer' } }],
+          [503, { error: { code: 'SERVICE_UNAVAILABLE', message: 'The event bus is shutting down' } }],
+          [500, { error: { code: 'INTERNAL_ERROR', message: 'Internal error' } }],
+          [500, { error: { code: 'INTERNAL_ERROR', message: 'Internal error' } }],
+          [500, { error: { code: 'INTERNAL_ERROR', message: 'Internal error' } }],
+        ];
+        let next = 0;
+        const { get, logs } = await start(suiteCatalog, {}, (storage) => failingTimeline(storage, () => failures[next]));
+        for (; next < failures.length; next++) {
+          const res = await get('/events/timeline?organizationId=org_1', BOB);
+          const text = await res.text();
+          expect([res.status, JSON.parse(text)], String(failures[next])).toEqual(expected[next]);
+          expectNoLeak(text, String(failures[next]));
+        }
+        const errors = logs.filter((l) => l.level === 'error');
+        expect(errors).toHaveLength(failures.length);
+        expect(new Set(errors.map((l) => l.msg))).toEqual(new Set(['event bus timeline query failed']));
       });
 
       it('answers 403 for a foreign organization and publishes org.access_denied with the request metadata', async () => {
@@ -269,6 +428,28 @@ export function httpRoutesSuite(framework: string, startApp: StartApp): void {
           metadata: { source: 'api', userAgent: 'suite-agent/1.0', requestId: 'req-denied-1' },
         });
         expect(denied.events[0]!.metadata.ipAddress).toMatch(/127\.0\.0\.1|::1/);
+      });
+
+      it('publishes org.access_denied at most once per caller and organization a minute, and ten times per caller', async () => {
+        const { bus, get } = await start(suiteCatalog);
+        const deny = async (organizationId: string, auth = ALICE) => {
+          const res = await get(`/events/timeline?organizationId=${organizationId}`, auth);
+          expect(res.status, organizationId).toBe(403);
+        };
+        const denied = async () =>
+          (await bus.timeline({ eventTypes: ['org.access_denied'], limit: 100 })).events.map(
+            (e) => `${e.actor}@${e.organizationId}`,
+          );
+        for (let i = 0; i < 5; i++) await deny('org_2');
+        expect(await denied()).toEqual(['user_alice@org_2']);
+        // Made-up organizations do not let one caller write without end either.
+        for (let i = 0; i < 12; i++) await deny(`org_made_up_${i}`);
+        const alice = await denied();
+        expect(alice).toHaveLength(10);
+        expect(alice.filter((d) => d === 'user_alice@org_2')).toHaveLength(1);
+        // Another caller has a budget of their own.
+        await deny('org_3', BOB);
+        expect((await denied())[0]).toBe('user_bob@org_3');
       });
 
       it('answers 403 without publishing when the catalog has no org.access_denied', async () => {

@@ -46,6 +46,24 @@ export function makeEvent(type = 'auth.user_signed_up', overrides: Partial<BaseE
   };
 }
 
+/**
+ * Cursors in the base64url shape every storage issues that `issued`'s storage
+ * cannot have written: made-up text, every digit of `issued` turned into a 9
+ * (month 99, or a position past the newest event), and, when `issued` holds a
+ * date and time, the same cursor with an impossible date (February 30) or time
+ * (25:61:61).
+ */
+export function forgedCursors(issued: string): string[] {
+  const text = Buffer.from(issued, 'base64url').toString();
+  const variants = [
+    'not-a-cursor-at-all',
+    text.replace(/\d/g, '9'),
+    text.replace(/\d{4}-\d\d-\d\d/, '2025-02-30'),
+    text.replace(/\d\d:\d\d:\d\d/, '25:61:61'),
+  ];
+  return [...new Set(variants.filter((variant) => variant !== text))].map((v) => Buffer.from(v).toString('base64url'));
+}
+
 function input(type?: string, overrides: Partial<BaseEvent> = {}, extra: Omit<AppendInput, 'event'> = {}): AppendInput {
   return { event: makeEvent(type, overrides), ...extra };
 }
@@ -521,15 +539,7 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         await storage.append([input(), input(), input()]);
         const { nextCursor } = await storage.timeline({ limit: 1 });
         expect(nextCursor).toMatch(/^[A-Za-z0-9_-]{1,1024}$/);
-        const forged = [
-          '',
-          'not a cursor',
-          Buffer.from('not-a-cursor').toString('base64url'),
-          `${nextCursor}!`,
-          // The right shape with values the storage cannot have written (month 99, or past the newest event).
-          Buffer.from(Buffer.from(nextCursor!, 'base64url').toString().replace(/\d/g, '9')).toString('base64url'),
-        ];
-        for (const cursor of forged) {
+        for (const cursor of ['', 'not a cursor', `${nextCursor}!`, ...forgedCursors(nextCursor!)]) {
           const err = await storage.timeline({ limit: 1, cursor }).then(() => undefined, (e: unknown) => e);
           expect(EventBusError.is(err, 'INVALID_OPTION'), cursor).toBe(true);
           expect((err as InvalidOptionError).option, cursor).toBe('cursor');
