@@ -163,7 +163,9 @@ function send(res: Response, result: HttpResult): void {
  *   200 `{ events, nextCursor }`, 400 `{ error: { code: 'INVALID_QUERY', issues } }`,
  *   401 when `authorize` returns `null`, 403 for an organization not in the
  *   caller's `organizationIds` (publishing `org.access_denied` when the catalog
- *   has it). Without `organizationId`, only the caller's own events.
+ *   has it, rate-limited). Only events of the caller's organizations and the
+ *   caller's own events without organization; 503/500 with a fixed body when
+ *   the storage fails (the cause is logged, never sent).
  * - `GET /health` (public): 200 with `bus.health()`, 503 when unhealthy.
  *
  * It works with or without {@link eventBusMiddleware} in front. Its `close()`

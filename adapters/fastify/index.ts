@@ -187,7 +187,9 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
  *   200 `{ events, nextCursor }`, 400 `{ error: { code: 'INVALID_QUERY', issues } }`,
  *   401 when `authorize` returns `null`, 403 for an organization not in the
  *   caller's `organizationIds` (publishing `org.access_denied` when the catalog
- *   has it). Without `organizationId`, only the caller's own events.
+ *   has it, rate-limited). Only events of the caller's organizations and the
+ *   caller's own events without organization; 503/500 with a fixed body when
+ *   the storage fails (the cause is logged, never sent).
  * - `GET {prefix}/health`: 200 with `bus.health()`, 503 when unhealthy.
  *
  * Stops the bus in `onClose` (unless `stopOnClose: false`). It does not start it:
