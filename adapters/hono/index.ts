@@ -52,6 +52,7 @@
  * @module @blawby/event-bus/hono
  */
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { InvalidOptionError } from '@blawby/event-bus';
@@ -60,11 +61,15 @@ import {
   createRequestEvents,
   type EventBusRegistry,
   healthRoute,
+  ingestRoute,
+  payloadTooLarge,
   requestMetadata,
+  resolveIngestOptions,
   sanitizeRequestId,
   timelineRoute,
   type HttpResult,
   type Identity,
+  type IngestOptions,
   type RawQuery,
   type RegisteredCatalog,
   type RequestEvents,
@@ -76,6 +81,12 @@ export type {
   HealthFailureBody,
   HttpResult,
   Identity,
+  IngestedBatchBody,
+  IngestedBody,
+  IngestErrorBody,
+  IngestErrorCode,
+  IngestMetadata,
+  IngestOptions,
   QueryIssue,
   RegisteredBus,
   RegisteredCatalog,
@@ -85,7 +96,14 @@ export type {
   RouteErrorCode,
   TimelineBody,
 } from '../http';
-export { ACCESS_DENIED_EVENT, TIMELINE_DEFAULT_LIMIT, TIMELINE_MAX_LIMIT } from '../http';
+export {
+  ACCESS_DENIED_EVENT,
+  CLOUDEVENTS_BATCH_JSON,
+  CLOUDEVENTS_JSON,
+  INGEST_METADATA_KEY,
+  TIMELINE_DEFAULT_LIMIT,
+  TIMELINE_MAX_LIMIT,
+} from '../http';
 
 /** The variables {@link eventBusMiddleware} sets on the context. */
 export interface EventBusVariables<C extends Catalog = RegisteredCatalog> {
@@ -145,12 +163,14 @@ export type HonoAuthorize = (c: Context) => Promise<Identity | null> | Identity 
 
 /** Options of {@link eventBusRouter}. */
 export interface EventBusRouterOptions extends EventBusMiddlewareOptions {
-  /** Identity of the caller of the timeline route; the timeline route needs it. */
+  /** Identity of the caller of the timeline and ingest routes; both need it. */
   authorize?: HonoAuthorize;
   /** Serve `GET /timeline` (default: on when `authorize` is given). */
   timeline?: boolean;
   /** Serve `GET /health` (default: on). */
   health?: boolean;
+  /** Serve `POST /ingest`, CloudEvents in (default: off); needs `authorize`. */
+  ingest?: boolean | IngestOptions;
   /** Where the router logs (a failed `org.access_denied` publish, a failed health check); silent when absent. */
   logger?: Logger;
 }
@@ -234,6 +254,10 @@ function send(c: Context, result: HttpResult): Response {
  *   caller's `organizationIds` (publishing `org.access_denied` when the catalog
  *   has it). Without `organizationId`, only the caller's own events.
  * - `GET /health` (public): 200 with `bus.health()`, 503 when unhealthy.
+ * - `POST /ingest` (with `ingest`): CloudEvents 1.0 in structured, binary or
+ *   batch mode, validated against the catalog and stored once per `id`:
+ *   201 `{ event, duplicate: false }` (a batch: `{ events, duplicates }`),
+ *   200 for a repeat, 400 with `issues` (nothing stored), 401, 403, 409, 413, 415.
  *
  * It works with or without {@link eventBusMiddleware} in front. Its `close()`
  * stops the bus.
@@ -248,6 +272,10 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   const health = options.health ?? true;
   if (timeline && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the timeline route needs an `authorize` function');
+  }
+  const ingest = resolveIngestOptions(options.ingest);
+  if (ingest && typeof authorize !== 'function') {
+    throw new InvalidOptionError('authorize', 'the ingest route needs an `authorize` function');
   }
   const metadataFor = (c: Context): RequestMetadata =>
     (c.var as { events?: { metadata: RequestMetadata } }).events?.metadata ?? metadataOf(c, options);
@@ -269,6 +297,24 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   }
   if (health) {
     app.get('/health', async (c) => send(c, await healthRoute(bus, logger)));
+  }
+  if (ingest && authorize) {
+    const limit = bodyLimit({ maxSize: ingest.bodyLimit, onError: (c) => send(c, payloadTooLarge()) });
+    app.post('/ingest', limit, async (c) => {
+      const identity = await authorize(c);
+      const result = await ingestRoute(
+        bus,
+        {
+          headers: Object.fromEntries(c.req.raw.headers),
+          body: { text: await c.req.text() },
+          identity,
+          metadata: metadataFor(c),
+          ...(logger ? { logger } : {}),
+        },
+        ingest,
+      );
+      return send(c, result);
+    });
   }
   return Object.assign(app, { close: () => bus.stop() });
 }

@@ -14,10 +14,13 @@ import type { BaseEvent, Catalog, EventBus, Logger } from '@blawby/event-bus';
 import { eventBusMiddleware, eventBusRouter } from '@blawby/event-bus/hono';
 import type { EventBusEnv, RequestEvents } from '@blawby/event-bus/hono';
 import { httpRoutesSuite, suiteCatalog } from './http-routes.suite';
-import type { StartApp } from './http-routes.suite';
+import { ingestRoutesSuite } from './ingest-routes.suite';
+import type { IngestStartApp } from './ingest-routes.suite';
 
 /** Serves `app` on a free port of 127.0.0.1. */
-async function listen(app: { fetch: (request: Request) => Response | Promise<Response> }): Promise<{ server: ServerType; baseUrl: string }> {
+async function listen(app: {
+  fetch: (request: Request) => Response | Promise<Response>;
+}): Promise<{ server: ServerType; baseUrl: string }> {
   return new Promise((resolve) => {
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) =>
       resolve({ server, baseUrl: `http://127.0.0.1:${info.port}` }),
@@ -34,13 +37,17 @@ type AnyEnv = EventBusEnv<Catalog>;
 /** An app of the suite's catalog, typed through Hono's `Env` (nothing is registered in `EventBusRegistry`). */
 type SuiteEnv = EventBusEnv<typeof suiteCatalog>;
 
-const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
+const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, ingest }) => {
   const entry = (level: string) => (_fields: Record<string, unknown>, msg?: string) => onLog({ level, msg: msg ?? '' });
   const logger: Logger = { debug: () => {}, info: () => {}, warn: entry('warn'), error: entry('error') };
   const anyBus = bus as unknown as EventBus<Catalog>;
   const app = new Hono<AnyEnv>();
   app.use(eventBusMiddleware(anyBus));
-  const router = eventBusRouter(anyBus, { authorize: (c) => identify(c.req.header('authorization')), logger });
+  const router = eventBusRouter(anyBus, {
+    authorize: (c) => identify(c.req.header('authorization')),
+    logger,
+    ingest,
+  });
   app.route(prefix, router);
   app.post('/publish', async (c) => {
     const { type, payload, options } = await c.req.json<{ type: string; payload: object; options?: object }>();
@@ -64,7 +71,8 @@ const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
   };
 };
 
-httpRoutesSuite('Hono', startApp);
+httpRoutesSuite('Hono', (options) => startApp({ ...options, ingest: {} }));
+ingestRoutesSuite('Hono', startApp);
 
 describe('eventBusRouter and eventBusMiddleware (Hono specifics)', () => {
   const newBus = () => createEventBus({ catalog: suiteCatalog, storage: memoryStorage() });
