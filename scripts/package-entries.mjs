@@ -18,7 +18,7 @@ import { join } from 'node:path';
 const ALL_ENTRIES = [
   { subpath: '.', name: 'index', source: 'src/index.ts' },
   { subpath: './testing', name: 'testing', source: 'src/testing/index.ts' },
-  ...['postgres', 'redis', 'nats', 'fastify', 'express', 'hono'].map((name) => ({
+  ...['postgres', 'redis', 'nats', 'fastify', 'express', 'hono', 'prometheus', 'opentelemetry'].map((name) => ({
     subpath: `./${name}`,
     name,
     source: `adapters/${name}/index.ts`,

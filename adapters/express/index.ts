@@ -54,11 +54,14 @@ import type { Catalog, EventBus, Logger } from '@blawby/event-bus';
 import {
   createRequestEvents,
   healthRoute,
+  isMetricsSource,
+  metricsRoute,
   requestMetadata,
   sanitizeRequestId,
   timelineRoute,
   type HttpResult,
   type Identity,
+  type MetricsSource,
   type RawQuery,
   type RegisteredCatalog,
   type RequestEvents,
@@ -70,6 +73,7 @@ export type {
   HealthFailureBody,
   HttpResult,
   Identity,
+  MetricsSource,
   QueryIssue,
   RegisteredBus,
   RegisteredCatalog,
@@ -114,6 +118,8 @@ export interface EventBusRouterOptions extends EventBusMiddlewareOptions {
   timeline?: boolean;
   /** Serve `GET /health` (default: on). */
   health?: boolean;
+  /** Serve `GET /metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
+  metrics?: MetricsSource;
   /** Where the router logs (a failed `org.access_denied` publish, a failed health check); silent when absent. */
   logger?: Logger;
 }
@@ -167,6 +173,7 @@ function send(res: Response, result: HttpResult): void {
  *   caller's own events without organization; 503/500 with a fixed body when
  *   the storage fails (the cause is logged, never sent).
  * - `GET /health` (public): 200 with `bus.health()`, 503 when unhealthy.
+ * - `GET /metrics` (public, with the `metrics` option): the Prometheus text, 503 when the source fails.
  *
  * It works with or without {@link eventBusMiddleware} in front. Its `close()`
  * stops the bus.
@@ -181,6 +188,9 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   const { authorize, logger } = options;
   const timeline = options.timeline ?? authorize !== undefined;
   const health = options.health ?? true;
+  if (options.metrics !== undefined && !isMetricsSource(options.metrics)) {
+    throw new InvalidOptionError('metrics', 'must be a metrics source such as eventBusMetrics(bus) or a prom-client Registry');
+  }
   if (timeline && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the timeline route needs an `authorize` function');
   }
@@ -204,6 +214,13 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   }
   if (health) {
     router.get('/health', async (_req, res) => send(res, await healthRoute(bus, logger)));
+  }
+  const { metrics } = options;
+  if (metrics) {
+    router.get('/metrics', async (_req, res) => {
+      const result = await metricsRoute(metrics, logger);
+      res.status(result.status).type(result.contentType).set('cache-control', 'no-store').send(result.body);
+    });
   }
   router.close = () => bus.stop();
   return router;

@@ -52,10 +52,13 @@ import type { EventBus } from '@blawby/event-bus';
 import {
   createRequestEvents,
   healthRoute,
+  isMetricsSource,
+  metricsRoute,
   requestMetadata,
   timelineRoute,
   type HttpResult,
   type Identity,
+  type MetricsSource,
   type RawQuery,
   type RegisteredBus,
   type RegisteredCatalog,
@@ -67,6 +70,7 @@ export type {
   HealthFailureBody,
   HttpResult,
   Identity,
+  MetricsSource,
   QueryIssue,
   RegisteredBus,
   RegisteredCatalog,
@@ -97,6 +101,8 @@ export interface EventBusRoutesOptions {
   timeline?: boolean;
   /** `GET {prefix}/health`: public. */
   health?: boolean;
+  /** `GET {prefix}/metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
+  metrics?: MetricsSource;
 }
 
 /**
@@ -137,6 +143,9 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
   if (!bus || typeof bus.publish !== 'function') {
     throw new InvalidOptionError('bus', 'eventBusPlugin needs the event bus as its `bus` option');
   }
+  if (routes.metrics !== undefined && !isMetricsSource(routes.metrics)) {
+    throw new InvalidOptionError('routes.metrics', 'must be a metrics source such as eventBusMetrics(bus) or a prom-client Registry');
+  }
   if (routes.timeline && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the timeline route needs an `authorize` function');
   }
@@ -174,6 +183,13 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
   if (routes.health) {
     fastify.get(`${prefix}/health`, async (request, reply) => send(reply, await healthRoute(bus, request.log)));
   }
+  const { metrics } = routes;
+  if (metrics) {
+    fastify.get(`${prefix}/metrics`, async (request, reply) => {
+      const result = await metricsRoute(metrics, request.log);
+      return reply.code(result.status).header('content-type', result.contentType).header('cache-control', 'no-store').send(result.body);
+    });
+  }
 };
 
 /**
@@ -191,6 +207,7 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
  *   caller's own events without organization; 503/500 with a fixed body when
  *   the storage fails (the cause is logged, never sent).
  * - `GET {prefix}/health`: 200 with `bus.health()`, 503 when unhealthy.
+ * - `GET {prefix}/metrics` (with `routes.metrics`): the Prometheus text, 503 when the source fails.
  *
  * Stops the bus in `onClose` (unless `stopOnClose: false`). It does not start it:
  * call `bus.start()` in the processes that run handlers.

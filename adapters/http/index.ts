@@ -48,3 +48,5 @@ export type {
   IngestOptions,
   IngestRouteInput,
 } from './ingest';
+export { isMetricsSource, metricsRoute } from './metrics-route';
+export type { MetricsSource, TextResult } from './metrics-route';

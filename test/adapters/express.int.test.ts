@@ -33,13 +33,17 @@ const errors: ErrorRequestHandler = (err, _req, res, next) => {
   next(err);
 };
 
-const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
+const startApp: StartApp = async ({ bus, identify, prefix, onLog, metrics }) => {
   const entry = (level: string) => (_fields: Record<string, unknown>, msg?: string) => onLog({ level, msg: msg ?? '' });
   const logger: Logger = { debug: () => {}, info: () => {}, warn: entry('warn'), error: entry('error') };
   const app = express();
   app.use(express.json());
   app.use(eventBusMiddleware(bus));
-  const router = eventBusRouter(bus, { authorize: (req) => identify(req.get('authorization')), logger });
+  const router = eventBusRouter(bus, {
+    authorize: (req) => identify(req.get('authorization')),
+    logger,
+    ...(metrics ? { metrics } : {}),
+  });
   app.use(prefix, router);
   // The suite's catalog is not the registered one, so widen req.events to any catalog.
   const events = (req: express.Request) => req.events as unknown as RequestEvents<Catalog>;
@@ -62,7 +66,7 @@ const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
   };
 };
 
-httpRoutesSuite('Express', startApp);
+httpRoutesSuite('Express', startApp, { metrics: true });
 
 describe('eventBusRouter and eventBusMiddleware (Express specifics)', () => {
   const newBus = () => createEventBus({ catalog: suiteCatalog, storage: memoryStorage() });

@@ -35,11 +35,11 @@ function capturingLogger(onLog: (entry: { level: string; msg: string }) => void)
  */
 const registered = (bus: EventBus<Catalog>) => bus as unknown as RegisteredBus;
 
-const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
+const startApp: StartApp = async ({ bus, identify, prefix, onLog, metrics }) => {
   const app = Fastify({ loggerInstance: capturingLogger(onLog), requestIdHeader: 'x-request-id' });
   await app.register(eventBusPlugin, {
     bus: registered(bus as unknown as EventBus<Catalog>),
-    routes: { prefix, timeline: true, health: true },
+    routes: { prefix, timeline: true, health: true, ...(metrics ? { metrics } : {}) },
     authorize: async (request) => identify(request.headers.authorization),
   });
   // The suite's catalog is not the registered one, so widen request.events to any catalog.
@@ -61,7 +61,7 @@ const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
   return { baseUrl: address, close: () => app.close() };
 };
 
-httpRoutesSuite('Fastify', startApp);
+httpRoutesSuite('Fastify', startApp, { metrics: true });
 
 /** What a promise-like rejects with (`undefined` if it resolves). */
 const rejection = (p: PromiseLike<unknown>) => Promise.resolve(p).then(() => undefined, (e: unknown) => e);

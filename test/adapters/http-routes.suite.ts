@@ -11,6 +11,7 @@
  *   `{ error: { code } }` for an `EventBusError`;
  * - `POST /publish-many` (JSON `{ items }`): `request.events.publishMany`, 201 `{ events }`;
  * - the request id from the `X-Request-Id` header;
+ * - with `options.metrics` (suites run with `{ metrics: true }`), `{prefix}/metrics` from it;
  * and `close()` must close the server and whatever the adapter closes.
  *
  * Every expectation runs on every storage: memory, PostgreSQL on PGlite, and
@@ -23,7 +24,8 @@ import { z } from 'zod';
 import { createEventBus, defineCatalog, defineEvent, memoryStorage, EventBusError } from '@blawby/event-bus';
 import type { BaseEvent, Catalog, EventBus, EventBusOptions, HealthReport, Storage } from '@blawby/event-bus';
 import { migrate, postgresStorage } from '@blawby/event-bus/postgres';
-import type { Identity } from '../../adapters/http';
+import type { Identity, MetricsSource } from '../../adapters/http';
+import { eventBusMetrics } from '@blawby/event-bus/prometheus';
 import { forgedCursors } from '../contract/storage.contract';
 import { createTestDatabase, DRIVERS, type TestDatabase } from '../postgres/databases';
 
@@ -63,6 +65,14 @@ export interface StartOptions<C extends Catalog> {
   prefix: string;
   /** Receives what the adapter logs at warn level or above. */
   onLog: (entry: { level: string; msg: string }) => void;
+  /** When given, the app serves `{prefix}/metrics` from it (the adapter's `metrics` route option). */
+  metrics?: MetricsSource;
+}
+
+/** Optional routes an adapter supports; the suite checks those that are on. */
+export interface SuiteFeatures {
+  /** `{prefix}/metrics` from {@link StartOptions.metrics}. */
+  metrics?: boolean;
 }
 
 /** A running app. */
@@ -142,12 +152,25 @@ function failingTimeline(storage: Storage, failure: () => unknown): Storage {
   });
 }
 
-/** Runs the shared route expectations against one framework, on every storage. */
-export function httpRoutesSuite(framework: string, startApp: StartApp): void {
-  for (const suiteStorage of SUITE_STORAGES) routesOnStorage(framework, startApp, suiteStorage);
+/** The storage, except that `timeline` drops the query's `scope` (a storage with that bug). */
+function ignoringScope(storage: Storage): Storage {
+  return new Proxy(storage, {
+    get(target, key, receiver) {
+      if (key === 'timeline') {
+        return ({ scope: _ignored, ...query }: Parameters<Storage['timeline']>[0]) => target.timeline(query);
+      }
+      const value: unknown = Reflect.get(target, key, receiver);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
-function routesOnStorage(framework: string, startApp: StartApp, suiteStorage: SuiteStorage): void {
+/** Runs the shared route expectations against one framework, on every storage. */
+export function httpRoutesSuite(framework: string, startApp: StartApp, features: SuiteFeatures = {}): void {
+  for (const suiteStorage of SUITE_STORAGES) routesOnStorage(framework, startApp, suiteStorage, features);
+}
+
+function routesOnStorage(framework: string, startApp: StartApp, suiteStorage: SuiteStorage, features: SuiteFeatures): void {
   describe(`${framework} adapter over HTTP, on ${suiteStorage.name} storage`, () => {
     const running: AppUnderTest[] = [];
     beforeAll(async () => {
@@ -165,11 +188,14 @@ function routesOnStorage(framework: string, startApp: StartApp, suiteStorage: Su
       catalog: C,
       busOptions: Partial<EventBusOptions<C>> = {},
       wrapStorage: (storage: Storage) => Storage = (storage) => storage,
+      metricsOf?: (bus: EventBus<C>) => MetricsSource,
     ) {
       const logs: { level: string; msg: string }[] = [];
       const storage = wrapStorage(await suiteStorage.open());
       const bus = createEventBus({ catalog, storage, source: 'test-suite', ...busOptions });
-      const app = await startApp({ bus, identify, prefix: '/events', onLog: (entry) => logs.push(entry) });
+      const metrics = metricsOf?.(bus);
+      const onLog = (entry: { level: string; msg: string }) => void logs.push(entry);
+      const app = await startApp({ bus, identify, prefix: '/events', onLog, ...(metrics ? { metrics } : {}) });
       running.push(app);
       const get = (path: string, authorization?: string, headers: Record<string, string> = {}) =>
         fetch(`${app.baseUrl}${path}`, { headers: { ...headers, ...(authorization ? { authorization } : {}) } });
@@ -328,6 +354,23 @@ function routesOnStorage(framework: string, startApp: StartApp, suiteStorage: Su
           error: { issues: { path: unknown[] }[] };
         };
         expect(unknownType.error.issues[0]!.path).toEqual(['eventTypes', 0]);
+      });
+
+      it('leaves out events outside the scope even from a storage that ignores it, and logs the fault', async () => {
+        const { bus, get, logs } = await start(suiteCatalog, {}, ignoringScope);
+        const seeded = await seed(bus);
+        seeded.push(await bus.publish('org.created', { name: 'Left' }, { actor: 'user_alice', organizationId: 'org_2' }));
+        const res = await get('/events/timeline', ALICE);
+        expect(res.status).toBe(200);
+        const ids = ((await res.json()) as { events: JsonEvent[] }).events.map((e) => e.eventId);
+        const inScope = seeded.filter(
+          (e) => e.organizationId === 'org_1' || (e.organizationId === undefined && e.actor === 'user_alice'),
+        );
+        expect(ids).toEqual(inScope.reverse().map((e) => e.eventId));
+        expect(logs).toContainEqual({
+          level: 'error',
+          msg: 'the storage returned timeline events outside the requested scope; they were left out',
+        });
       });
 
       it('answers 400 for a cursor the storage did not issue, and never shows SQL, parameters or stacks', async () => {
@@ -565,6 +608,79 @@ function routesOnStorage(framework: string, startApp: StartApp, suiteStorage: Su
       });
     });
 
+    describe.runIf(features.metrics)('GET {prefix}/metrics', () => {
+      it('is not served unless asked', async () => {
+        const { get } = await start(suiteCatalog);
+        expect((await get('/events/metrics')).status).toBe(404);
+      });
+
+      it('is public and serves the Prometheus text of what the bus did and what the storage holds', async () => {
+        const { bus, get } = await start(suiteCatalog, {}, undefined, (b) => eventBusMetrics(b));
+        let openGate!: () => void;
+        const gate = new Promise<void>((resolve) => (openGate = resolve));
+        let gated = 0;
+        bus.subscribe('org.created', () => undefined, { name: 'suite.recorder' });
+        bus.subscribe('auth.user_signed_up', () => {
+          throw new Error('mail server down');
+        }, { name: 'suite.failing', retry: { attempts: 1 } });
+        bus.subscribe('org.member_joined', async () => {
+          gated += 1;
+          await gate;
+        }, { name: 'suite.gated' });
+        await bus.start();
+        await bus.publish('org.created', { name: 'A' });
+        await bus.publish('org.created', { name: 'B' });
+        await bus.publish('auth.user_signed_up', { email: 'x@example.com', name: 'X' });
+        await bus.publish('org.member_joined', { userId: 'u' });
+        for (let i = 0; i < 200 && gated === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(gated).toBe(1);
+
+        const res = await get('/events/metrics');
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+        expect(res.headers.get('cache-control')).toBe('no-store');
+        const during = parseMetrics(await res.text());
+        expect(during.value('event_bus_deliveries_pending', { subscriber: 'suite.gated', state: 'leased' })).toBe(1);
+        expect(during.value('event_bus_deliveries_in_flight', {})).toBe(1);
+        expect(during.value('event_bus_unprocessed_events', {})).toBeGreaterThanOrEqual(1);
+        expect(during.value('event_bus_storage_up', {})).toBe(1);
+
+        openGate();
+        await bus.idle({ timeoutMs: 5000 });
+        // The gauges of a scrape are reused for up to a second.
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const after = parseMetrics(await (await get('/events/metrics')).text());
+        const recorder = { event_type: 'org.created', subscriber: 'suite.recorder' };
+        const failing = { event_type: 'auth.user_signed_up', subscriber: 'suite.failing' };
+        expect(after.value('event_bus_events_published_total', { event_type: 'org.created' })).toBe(2);
+        expect(after.value('event_bus_deliveries_succeeded_total', recorder)).toBe(2);
+        expect(after.value('event_bus_handler_duration_seconds_count', { ...recorder, outcome: 'succeeded' })).toBe(2);
+        expect(after.value('event_bus_delivery_lag_seconds_count', recorder)).toBe(2);
+        expect(after.value('event_bus_delivery_failures_total', failing)).toBe(1);
+        expect(after.value('event_bus_dead_letters_total', failing)).toBe(1);
+        expect(after.value('event_bus_dead_letters_waiting', {})).toBe(1);
+        expect(after.value('event_bus_deliveries_pending', { subscriber: 'suite.gated', state: 'leased' })).toBe(0);
+        expect(after.value('event_bus_deliveries_succeeded_total', { event_type: 'org.member_joined', subscriber: 'suite.gated' })).toBe(1);
+        expect(after.value('event_bus_deliveries_in_flight', {})).toBe(0);
+      });
+
+      it('answers 503 without detail, and logs, when the metrics source fails', async () => {
+        const failing: MetricsSource = {
+          contentType: 'text/plain; version=0.0.4; charset=utf-8',
+          metrics: async () => {
+            throw new Error('registry exploded: secret-param');
+          },
+        };
+        const { get, logs } = await start(suiteCatalog, {}, undefined, () => failing);
+        const res = await get('/events/metrics');
+        expect(res.status).toBe(503);
+        const text = await res.text();
+        expect(text).toBe('metrics unavailable\n');
+        expectNoLeak(text, 'metrics 503');
+        expect(logs).toContainEqual({ level: 'error', msg: 'event bus metrics failed' });
+      });
+    });
+
     describe('shutdown', () => {
       it('stops the bus when the app closes', async () => {
         const { bus, app } = await start(suiteCatalog);
@@ -581,4 +697,23 @@ function routesOnStorage(framework: string, startApp: StartApp, suiteStorage: Su
       });
     });
   });
+}
+
+/** The samples of a Prometheus text exposition, looked up by name and exact labels. */
+function parseMetrics(text: string) {
+  const samples: { name: string; labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const [, key, value] of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
+    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return {
+    /** The value of the one sample with exactly these labels (`undefined` when there is none). */
+    value(name: string, labels: Record<string, string>): number | undefined {
+      const wanted = JSON.stringify(Object.entries(labels).sort());
+      return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === wanted)?.value;
+    },
+  };
 }
