@@ -301,12 +301,14 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   if (ingest && authorize) {
     const limit = bodyLimit({ maxSize: ingest.bodyLimit, onError: (c) => send(c, payloadTooLarge()) });
     app.post('/ingest', limit, async (c) => {
+      // The body first, as Express and Fastify read it before the handler: a 413 comes before authorize.
+      const text = await c.req.text();
       const identity = await authorize(c);
       const result = await ingestRoute(
         bus,
         {
           headers: Object.fromEntries(c.req.raw.headers),
-          body: { text: await c.req.text() },
+          body: { text },
           identity,
           metadata: metadataFor(c),
           ...(logger ? { logger } : {}),

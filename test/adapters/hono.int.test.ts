@@ -46,7 +46,7 @@ const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, ingest }
   const router = eventBusRouter(anyBus, {
     authorize: (c) => identify(c.req.header('authorization')),
     logger,
-    ingest,
+    ingest: ingest ?? false,
   });
   app.route(prefix, router);
   app.post('/publish', async (c) => {
@@ -71,13 +71,13 @@ const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, ingest }
   };
 };
 
-httpRoutesSuite('Hono', (options) => startApp({ ...options, ingest: {} }));
+httpRoutesSuite('Hono', startApp);
 ingestRoutesSuite('Hono', startApp);
 
 describe('eventBusRouter and eventBusMiddleware (Hono specifics)', () => {
   const newBus = () => createEventBus({ catalog: suiteCatalog, storage: memoryStorage() });
 
-  it('serves health by default and the timeline only with authorize', async () => {
+  it('serves health by default, the timeline only with authorize, and ingest only when asked', async () => {
     const bus = newBus();
     const app = new Hono();
     const router = eventBusRouter(bus);
@@ -86,6 +86,12 @@ describe('eventBusRouter and eventBusMiddleware (Hono specifics)', () => {
     try {
       expect((await fetch(`${baseUrl}/events/health`)).status).toBe(200);
       expect((await fetch(`${baseUrl}/events/timeline`)).status).toBe(404);
+      const ingest = await fetch(`${baseUrl}/events/ingest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents-batch+json' },
+        body: '[]',
+      });
+      expect(ingest.status).toBe(404);
     } finally {
       await closeServer(server);
       await router.close();
@@ -117,6 +123,7 @@ describe('eventBusRouter and eventBusMiddleware (Hono specifics)', () => {
       }
     })();
     expect(EventBusError.is(err, 'INVALID_OPTION')).toBe(true);
+    expect(() => eventBusRouter(bus, { ingest: true })).toThrow(/ingest route needs an `authorize`/);
     expect(() => eventBusMiddleware(undefined as unknown as EventBus<Catalog>)).toThrow(/needs the event bus/);
     expect(() => eventBusRouter(undefined as unknown as EventBus<Catalog>)).toThrow(/needs the event bus/);
   });

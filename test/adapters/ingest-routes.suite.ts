@@ -6,7 +6,7 @@
  * each test in its own schema.
  *
  * The app under test is the one of `http-routes.suite.ts`, with the ingest
- * route on: `startApp` passes `options.ingest` to the adapter.
+ * route on: `startApp` passes `options.ingest` to the adapter's `ingest` option.
  */
 import { PGlite } from '@electric-sql/pglite';
 import { CloudEvent, HTTP } from 'cloudevents';
@@ -19,9 +19,9 @@ import type { Identity, IngestOptions } from '../../adapters/http';
 import { suiteCatalog } from './http-routes.suite';
 import type { AppUnderTest, StartOptions } from './http-routes.suite';
 
-/** Starts the framework's app with the ingest route on, configured by `options.ingest`. */
+/** Starts the framework's app; with `options.ingest`, with the ingest route on, so configured. */
 export type IngestStartApp = <C extends Catalog>(
-  options: StartOptions<C> & { ingest: IngestOptions },
+  options: StartOptions<C> & { ingest?: IngestOptions },
 ) => Promise<AppUnderTest>;
 
 const BOB = 'Bearer bob';
