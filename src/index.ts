@@ -59,14 +59,19 @@ export {
 export {
   EventBusError,
   EventValidationError,
+  HandlerTimeoutError,
   InvalidEventNameError,
   InvalidOptionError,
+  MAX_RETRY_AFTER_MS,
   NonRetryableError,
   RetryAfterError,
   UnknownEventTypeError,
+  UnsupportedSchemaError,
   toErrorInfo,
+  type ErrorClassOf,
   type ErrorCode,
   type ErrorInfo,
+  type EventBusErrorOf,
 } from './errors';
 export { silentLogger, type LogFn, type Logger } from './logger';
 export { uuidv7 } from './uuidv7';

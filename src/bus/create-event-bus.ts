@@ -10,11 +10,11 @@ import type { AppendInput, AppendResult, Storage } from '../ports/storage';
 import type { Transport } from '../ports/transport';
 import { memoryStorage } from '../storage/memory-storage';
 import { inProcessTransport } from '../transport/in-process-transport';
-import { buildEvent, type MetadataDefaults } from './build-event';
+import { buildEvent, buildItem, metadataDefaults, type MetadataDefaults } from './build-event';
 import { Dispatcher } from './dispatcher';
 import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
 import { MiddlewareStack, ObserverSet, runPublishChain } from './observe';
-import { resolveDispatch, resolveHealth, resolveRetry } from './options';
+import { checkDate, resolveDispatch, resolveHealth, resolveRetry } from './options';
 import { SubscriberRegistry } from './registry';
 import { StatsCollector } from './stats';
 import type {
@@ -78,10 +78,7 @@ class Bus<C extends Catalog> {
     this.transport = options.transport ?? inProcessTransport();
     this.logger = options.logger ?? silentLogger;
     this.onError = options.onError;
-    this.defaults = {
-      source: options.source ?? 'api',
-      environment: options.environment ?? process.env.NODE_ENV ?? 'development',
-    };
+    this.defaults = metadataDefaults(options.source ?? 'api', options.environment ?? process.env.NODE_ENV ?? 'development');
     this.observers = new ObserverSet((error, during) => this.report(error, during));
     for (const observer of listOption(options.observers, 'observers')) this.observers.add(observer);
     for (const mw of listOption(options.middleware, 'middleware')) this.middleware.add(mw);
@@ -130,7 +127,7 @@ class Bus<C extends Catalog> {
     this.assertOpen();
     if (!Array.isArray(items)) throw new InvalidOptionError('items', 'publishMany takes an array');
     // Every item is checked before anything is stored: all or none.
-    const inputs = items.map((item) => buildEvent(this.catalog, this.defaults, item.type, item.payload, item.options));
+    const inputs = items.map((item, i) => buildItem(this.catalog, this.defaults, item, i));
     if (inputs.length === 0) return [];
     const tx = options?.tx;
     this.assertTx(tx);
@@ -322,8 +319,6 @@ function listOption<T>(value: readonly T[] | undefined, name: string): readonly 
 
 function checkRange(from: Date | undefined, to: Date | undefined): void {
   for (const [name, value] of [['from', from], ['to', to]] as const) {
-    if (value !== undefined && !(value instanceof Date && !Number.isNaN(value.getTime()))) {
-      throw new InvalidOptionError(name, 'must be a valid Date');
-    }
+    if (value !== undefined) checkDate(name, value);
   }
 }

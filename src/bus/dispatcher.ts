@@ -27,6 +27,7 @@ import type { SubscriberRegistry, Subscription } from './registry';
 import type { StatsCollector } from './stats';
 import type { HandlerContext, PublishOptions } from './types';
 import { currentVersionOf } from './upcast';
+import { freezeEventData } from '../json-safe';
 
 /** The transport consumer group every dispatcher joins. */
 const DISPATCH_GROUP = 'event-bus.dispatch';
@@ -412,7 +413,8 @@ export class Dispatcher {
           `Attempt ${delivery.attempt} exceeds the ${sub.retry.attempts} allowed: earlier attempts ended without an outcome (e.g. a crashed worker)`,
         );
       }
-      const event = currentVersionOf(this.deps.catalog, delivery.event);
+      // Read-only on every storage: one handler cannot change what another sees.
+      const event = freezeEventData(currentVersionOf(this.deps.catalog, delivery.event));
       let completed: boolean;
       if (sub.transactional) {
         completed = await this.runInTransaction(running, event);

@@ -8,6 +8,7 @@
 import { matchesPattern } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, InvalidOptionError } from '../errors';
+import { freezeJson } from '../json-safe';
 import type {
   AppendInput,
   AppendOptions,
@@ -182,14 +183,14 @@ class MemoryStorage implements Storage {
       if (key !== undefined) {
         const earlier = this.byIdempotencyKey.get(key);
         if (earlier) {
-          events.push(earlier.event);
+          events.push(envelopeOf(earlier.event));
           continue;
         }
       }
       const deliverAt = input.deliverAt ? input.deliverAt.getTime() : now;
       const rec: EventRecord = {
         seq: ++this.seq,
-        event: input.event,
+        event: ownEvent(input.event),
         pending: 0,
         idempotencyKey: key,
         orderingKey: input.orderingKey,
@@ -197,7 +198,7 @@ class MemoryStorage implements Storage {
       };
       if (key !== undefined) this.byIdempotencyKey.set(key, rec);
       this.forget(this.window.push(rec));
-      const targets = this.targetsOf(input.event.eventType);
+      const targets = this.targetsOf(rec.event.eventType);
       if (targets.length > 0) {
         this.unprocessedCount += 1;
         for (const state of targets) this.createDelivery(rec, state, deliverAt, now, rec.orderingKey);
@@ -206,9 +207,9 @@ class MemoryStorage implements Storage {
         this.unprocessedCount += 1;
         this.parked.add(rec); // until the first subscriber registers
       } else {
-        input.event.processed = true;
+        rec.event.processed = true;
       }
-      events.push(input.event);
+      events.push(envelopeOf(rec.event));
     }
     const claimed = options?.claim ? this.claimNow(options.claim, now) : [];
     return { events, claimed, unclaimed: Math.max(0, dueCreated - claimed.length) };
@@ -254,7 +255,7 @@ class MemoryStorage implements Storage {
         attempts: d.attempts,
         error: outcome.error,
         failedAt: new Date(),
-        event: d.rec.event,
+        event: envelopeOf(d.rec.event),
       });
       this.finish(d);
       return true;
@@ -321,7 +322,7 @@ class MemoryStorage implements Storage {
         more = true;
         break;
       }
-      events.push(rec.event);
+      events.push(envelopeOf(rec.event));
       last = rec;
     }
     return { events, nextCursor: more && last ? encodeCursor(last.seq) : null };
@@ -354,7 +355,7 @@ class MemoryStorage implements Storage {
     const limit = filter.limit ?? 100;
     for (const dl of this.deadLetters.values()) {
       if (out.length >= limit) break;
-      if (matchesDeadLetter(dl, filter)) out.push(dl);
+      if (matchesDeadLetter(dl, filter)) out.push({ ...dl, event: envelopeOf(dl.event) });
     }
     return out;
   }
@@ -590,6 +591,8 @@ class MemoryStorage implements Storage {
 
 /** A claim as handed out: a snapshot, so a stale holder keeps its stale token. Strings and the Date are made only if read. */
 class Claim implements ClaimedDelivery {
+  private envelope: BaseEvent | undefined;
+
   constructor(
     /** @internal the claimed delivery: settling needs no lookup by id */
     readonly delivery: Delivery,
@@ -610,13 +613,41 @@ class Claim implements ClaimedDelivery {
     return this.delivery.sub.name;
   }
 
+  /** This claim's own envelope (payload and metadata are the stored frozen snapshot, shared). */
   get event(): BaseEvent {
-    return this.delivery.rec.event;
+    return (this.envelope ??= envelopeOf(this.delivery.rec.event));
   }
 
   get leaseExpiresAt(): Date {
     return new Date(this.expiresAtMs);
   }
+}
+
+/**
+ * The storage's own copy of an appended event. Payload and metadata are kept
+ * as deep-frozen JSON, the form a durable storage keeps them in: the bus hands
+ * over frozen snapshots, shared as they are; anything else (a direct caller of
+ * the port) goes through JSON as it would on PostgreSQL (a Date becomes a string).
+ */
+function ownEvent(event: BaseEvent): BaseEvent {
+  const own = { ...event };
+  if (Object.isFrozen(event.payload)) {
+    // The bus's metadata snapshot is its own object, left open only at the top (for publish middleware).
+    own.metadata = freezeJson(event.metadata);
+  } else {
+    own.payload = freezeJson(JSON.parse(JSON.stringify(event.payload)) as BaseEvent['payload']);
+    own.metadata = freezeJson(JSON.parse(JSON.stringify(event.metadata)) as BaseEvent['metadata']);
+  }
+  return own;
+}
+
+/**
+ * A fresh envelope of a stored event for whoever asks (the publisher, a claim,
+ * the timeline): changing one never changes what another sees, and the frozen
+ * payload and metadata are shared instead of copied (about 30 ns an envelope).
+ */
+function envelopeOf(event: BaseEvent): BaseEvent {
+  return { ...event };
 }
 
 function idOf(d: Delivery): string {

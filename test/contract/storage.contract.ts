@@ -202,6 +202,71 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
       });
     });
 
+    describe('payload fidelity', () => {
+      it('gives back exactly the strings and JSON values it was given, in payload, metadata, actor, organization and keys', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        // Strings at the edges of what PostgreSQL stores: astral characters (surrogate pairs), escapes, JSON-looking text.
+        const text = 'Ada 🦄 "quoted" \\ back\\slash \n tab\t é 中文 {"not":"json"} \u007f';
+        const payload = { text, n: [0, -1.5, 2 ** 53 - 1, 1e-7], nested: { empty: {}, list: [], nil: null, yes: true } };
+        const appended = input('auth.user_signed_up', {
+          payload,
+          actor: `user ${text}`,
+          organizationId: `org ${text}`,
+          metadata: { source: 'test', environment: 'test', requestId: text, extra: { deep: [text] } },
+        }, { idempotencyKey: `key 🦄 ${counter}`, orderingKey: `order 🦄 ${counter}` });
+        await storage.append([appended]);
+        const [claimed] = await storage.claim(claimFor('w1', ['a']));
+        for (const event of [claimed!.event, (await storage.timeline({ limit: 10 })).events[0]!]) {
+          expect(event.payload).toEqual(payload);
+          expect(event.metadata).toEqual(appended.event.metadata);
+          expect(event.actor).toBe(`user ${text}`);
+          expect(event.organizationId).toBe(`org ${text}`);
+        }
+        const again = await storage.append([{ ...input('auth.user_signed_up', { organizationId: `org ${text}` }), idempotencyKey: appended.idempotencyKey }]);
+        expect(again.events[0]!.eventId).toBe(appended.event.eventId);
+      });
+
+      it('keeps payload and metadata as JSON carries them (a Date becomes its ISO string, undefined properties go)', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const at = new Date('2026-01-02T03:04:05.678Z');
+        await storage.append([input('auth.user_signed_up', {
+          payload: { at, gone: undefined, kept: 1 } as never,
+          metadata: { source: 'test', environment: 'test', at } as never,
+        })]);
+        const [claimed] = await storage.claim(claimFor('w1', ['a']));
+        expect(claimed!.event.payload).toEqual({ at: '2026-01-02T03:04:05.678Z', kept: 1 });
+        expect(Object.keys(claimed!.event.payload)).not.toContain('gone');
+        expect(claimed!.event.metadata.at).toBe('2026-01-02T03:04:05.678Z');
+      });
+
+      it('hands every reader its own envelope: changing one changes no other read', async () => {
+        await storage.register([
+          { name: 'a', patterns: ['*'] },
+          { name: 'b', patterns: ['*'] },
+        ]);
+        const { events } = await storage.append([input('auth.user_signed_up', { actor: 'user_1' })]);
+        events[0]!.actor = 'changed by the publisher';
+        const claimed = await storage.claim(claimFor('w1', ['a', 'b']));
+        expect(claimed).toHaveLength(2);
+        claimed[0]!.event.actor = 'changed by a handler';
+        expect(claimed[1]!.event.actor).toBe('user_1');
+        const page = await storage.timeline({ limit: 10 });
+        expect(page.events[0]!.actor).toBe('user_1');
+        page.events[0]!.actor = 'changed by a reader';
+        expect((await storage.timeline({ limit: 10 })).events[0]!.actor).toBe('user_1');
+      });
+
+      it('holds a deliverAt at both ends of the range the bus accepts (years 0001 and 9999)', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const past = input('auth.user_signed_up', {}, { deliverAt: new Date('0001-01-01T00:00:00.000Z') });
+        const future = input('auth.user_signed_up', {}, { deliverAt: new Date('9999-12-31T23:59:59.999Z') });
+        await storage.append([past, future]);
+        const claimed = await storage.claim(claimFor('w1', ['a']));
+        expect(claimed.map((d) => d.event.eventId)).toEqual([past.event.eventId]);
+        expect(await storage.backlog(['a'])).toEqual({ due: 0, leased: 1, retrying: 0, scheduled: 1 });
+      });
+    });
+
     describe('claim and leases', () => {
       it('hands each delivery to one owner at a time, even when claims race', async () => {
         await storage.register([{ name: 'a', patterns: ['*'] }]);
