@@ -25,9 +25,9 @@ export const INGEST_METADATA_KEY = 'ingest';
 
 /** Options of the ingest route (`ingest: true` takes the defaults). */
 export interface IngestOptions {
-  /** Largest request body in bytes (default {@link INGEST_DEFAULT_BODY_LIMIT}); larger is a 413. */
+  /** Largest request body in bytes (default 1 MiB, 1048576); larger is a 413. */
   bodyLimit?: number;
-  /** Most events in one batch (default {@link INGEST_DEFAULT_MAX_BATCH}); more is a 400. */
+  /** Most events in one batch (default 100); more is a 400. */
   maxBatchSize?: number;
 }
 
