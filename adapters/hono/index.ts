@@ -13,7 +13,6 @@
  * ```ts
  * import { Hono } from 'hono';
  * import { requestId } from 'hono/request-id';
- * import { serve } from '@hono/node-server';
  * import { createEventBus } from '@blawby/event-bus';
  * import { eventBusMiddleware, eventBusRouter } from '@blawby/event-bus/hono';
  * import { catalog } from './events/catalog';
@@ -45,6 +44,7 @@
  * });
  *
  * await bus.start();
+ * // On Node, with `serve` of the @hono/node-server package:
  * const server = serve({ fetch: app.fetch, port: 3000 });
  * // on shutdown: server.close(); await events.close();   // stops the bus
  * ```
