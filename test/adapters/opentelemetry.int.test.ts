@@ -37,18 +37,25 @@ afterEach(() => exporter.reset());
 
 interface StorageUnderTest {
   name: string;
-  open(): Promise<{ storage: Storage; close(): Promise<void> }>;
+  /** Whether `open()` gives a `transaction` runner (publishing inside the caller's transaction). */
+  transactional: boolean;
+  open(): Promise<{ storage: Storage; close(): Promise<void>; transaction?: <T>(fn: (tx: unknown) => Promise<T>) => Promise<T> }>;
 }
 
 const STORAGES: StorageUnderTest[] = [
-  { name: 'memory', open: async () => ({ storage: memoryStorage(), close: async () => {} }) },
+  { name: 'memory', transactional: false, open: async () => ({ storage: memoryStorage(), close: async () => {} }) },
   ...DRIVERS.map(
     (driver): StorageUnderTest => ({
       name: `postgres (${driver})`,
+      transactional: true,
       async open() {
         const database: TestDatabase = await createTestDatabase(driver);
         await migrate(database.db);
-        return { storage: postgresStorage({ db: database.db }), close: () => database.dispose() };
+        return {
+          storage: postgresStorage({ db: database.db }),
+          close: () => database.dispose(),
+          transaction: (fn) => database.db.transaction((tx) => fn(tx)),
+        };
       },
     }),
   ),
@@ -57,7 +64,7 @@ const STORAGES: StorageUnderTest[] = [
 const byName = (spans: ReadableSpan[], name: string) => spans.filter((s) => s.name === name);
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 
-for (const { name, open } of STORAGES) {
+for (const { name, open, transactional } of STORAGES) {
   describe(`tracing on ${name} storage`, () => {
     let bus: EventBus<typeof catalog>;
     let close: () => Promise<void>;
@@ -150,6 +157,32 @@ for (const { name, open } of STORAGES) {
       expect(audit!.attributes['messaging.consumer.group.name']).toBe('audit.log');
       expect(parentOf(audit!)).toBe(caused!.spanContext().spanId);
     });
+
+    if (transactional) {
+      it("carries the trace of a publish inside the caller's transaction (the outbox) to its handler", async () => {
+        const opened = await open();
+        close = opened.close;
+        bus = createEventBus({ catalog, storage: opened.storage, dispatch: { pollIntervalMs: 50 } });
+        traceEventBus(bus, { tracerProvider: provider });
+        const published: { inTransaction: boolean }[] = [];
+        bus.observe({ published: (o) => void published.push(o) });
+        bus.subscribe('org.created', () => undefined, { name: 'projection' });
+        await bus.start();
+        const outer = tracer.startSpan('POST /organizations', { kind: SpanKind.SERVER });
+        await context.with(trace.setSpan(context.active(), outer), () =>
+          opened.transaction!((tx) => bus.publish('org.created', { organizationName: 'O' }, { tx })),
+        );
+        outer.end();
+        await bus.idle({ timeoutMs: 10_000 });
+        expect(published.map((p) => p.inTransaction)).toEqual([true]);
+        const spans = exporter.getFinishedSpans();
+        const [publish] = byName(spans, 'publish org.created');
+        const [process] = byName(spans, 'process org.created');
+        expect(parentOf(publish!)).toBe(outer.spanContext().spanId);
+        expect(parentOf(process!)).toBe(publish!.spanContext().spanId);
+        expect(process!.spanContext().traceId).toBe(outer.spanContext().traceId);
+      });
+    }
   });
 }
 
