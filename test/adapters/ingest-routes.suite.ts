@@ -12,7 +12,8 @@ import { PGlite } from '@electric-sql/pglite';
 import { CloudEvent, HTTP } from 'cloudevents';
 import { drizzle } from 'drizzle-orm/pglite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEventBus, memoryStorage, toCloudEvent } from '@blawby/event-bus';
+import { z } from 'zod';
+import { createEventBus, defineCatalog, defineEvent, memoryStorage, toCloudEvent } from '@blawby/event-bus';
 import type { BaseEvent, Catalog, Storage } from '@blawby/event-bus';
 import { migrate, postgresStorage } from '@blawby/event-bus/postgres';
 import type { Identity, IngestOptions } from '../../adapters/http';
@@ -88,9 +89,9 @@ export function ingestRoutesSuite(framework: string, startApp: IngestStartApp): 
         await suiteStorage.open();
       }, 60_000);
 
-      async function start(ingest: IngestOptions = {}) {
+      async function start(ingest: IngestOptions = {}, catalog: Catalog = suiteCatalog) {
         const storage = await suiteStorage.open();
-        const bus = createEventBus({ catalog: suiteCatalog, storage, source: 'test-suite', environment: 'suite' });
+        const bus = createEventBus({ catalog, storage, source: 'test-suite', environment: 'suite' });
         const app = await startApp({
           bus,
           identify,
@@ -218,6 +219,46 @@ export function ingestRoutesSuite(framework: string, startApp: IngestStartApp): 
           },
         });
         expect(event!.metadata).not.toHaveProperty('cloudEvent');
+      });
+
+      it("upcasts an older eventversion with the catalog's upcaster before validating", async () => {
+        const versioned = defineCatalog({
+          'org.created': defineEvent({
+            version: '2.0.0',
+            payload: z.object({ name: z.string(), plan: z.enum(['free', 'pro']) }),
+            upcast: {
+              '1.0.0': (payload) => {
+                if (payload.name === 'boom') throw new Error('cannot upcast');
+                return { ...payload, plan: 'free' };
+              },
+            },
+          }),
+        });
+        const { send, stored } = await start({}, versioned);
+        const v1 = await send(HTTP.structured(orgCreated('v-1', 'Old', { eventversion: '1.0.0' })));
+        expect(v1.status).toBe(201);
+        expect(v1.body.event).toMatchObject({ eventVersion: '2.0.0', payload: { name: 'Old', plan: 'free' } });
+        const v2 = await send(
+          HTTP.structured(
+            new CloudEvent({
+              id: 'v-2',
+              type: 'org.created',
+              source: '/q',
+              eventversion: '2.0.0',
+              data: { name: 'New', plan: 'pro' },
+            }),
+          ),
+        );
+        expect(v2.status).toBe(201);
+        const failed = await send(HTTP.structured(orgCreated('v-3', 'boom', { eventversion: '1.0.0' })));
+        expect(failed.status).toBe(400);
+        expect(failed.body).toMatchObject({
+          error: { code: 'EVENT_VALIDATION_FAILED', issues: [{ path: ['eventversion'], code: 'upcast_failed' }] },
+        });
+        expect((await stored()).map((e) => e.payload)).toEqual([
+          { name: 'New', plan: 'pro' },
+          { name: 'Old', plan: 'free' },
+        ]);
       });
 
       it('stores a batch all at once (201), reporting the ids it had already stored', async () => {
