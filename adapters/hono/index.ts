@@ -62,6 +62,8 @@ import {
   type EventBusRegistry,
   healthRoute,
   ingestRoute,
+  isMetricsSource,
+  metricsRoute,
   payloadTooLarge,
   requestMetadata,
   resolveIngestOptions,
@@ -70,6 +72,7 @@ import {
   type HttpResult,
   type Identity,
   type IngestOptions,
+  type MetricsSource,
   type RawQuery,
   type RegisteredCatalog,
   type RequestEvents,
@@ -87,6 +90,7 @@ export type {
   IngestErrorCode,
   IngestMetadata,
   IngestOptions,
+  MetricsSource,
   QueryIssue,
   RegisteredBus,
   RegisteredCatalog,
@@ -171,6 +175,8 @@ export interface EventBusRouterOptions extends EventBusMiddlewareOptions {
   health?: boolean;
   /** Serve `POST /ingest`, CloudEvents in (default: off); needs `authorize`. */
   ingest?: boolean | IngestOptions;
+  /** Serve `GET /metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
+  metrics?: MetricsSource;
   /** Where the router logs (a failed `org.access_denied` publish, a failed health check); silent when absent. */
   logger?: Logger;
 }
@@ -254,6 +260,7 @@ function send(c: Context, result: HttpResult): Response {
  *   caller's `organizationIds` (publishing `org.access_denied` when the catalog
  *   has it). Without `organizationId`, only the caller's own events.
  * - `GET /health` (public): 200 with `bus.health()`, 503 when unhealthy.
+ * - `GET /metrics` (public, with the `metrics` option): the Prometheus text, 503 when the source fails.
  * - `POST /ingest` (with `ingest`): CloudEvents 1.0 in structured, binary or
  *   batch mode, validated against the catalog and stored once per `id`:
  *   201 `{ event, duplicate: false }` (a batch: `{ events, duplicates }`),
@@ -272,6 +279,12 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   const health = options.health ?? true;
   if (timeline && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the timeline route needs an `authorize` function');
+  }
+  if (options.metrics !== undefined && !isMetricsSource(options.metrics)) {
+    throw new InvalidOptionError(
+      'metrics',
+      'must be a metrics source such as eventBusMetrics(bus) or a prom-client Registry',
+    );
   }
   const ingest = resolveIngestOptions(options.ingest);
   if (ingest && typeof authorize !== 'function') {
@@ -297,6 +310,16 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   }
   if (health) {
     app.get('/health', async (c) => send(c, await healthRoute(bus, logger)));
+  }
+  const { metrics } = options;
+  if (metrics) {
+    app.get('/metrics', async (c) => {
+      const result = await metricsRoute(metrics, logger);
+      return c.body(result.body, result.status as ContentfulStatusCode, {
+        'content-type': result.contentType,
+        'cache-control': 'no-store',
+      });
+    });
   }
   if (ingest && authorize) {
     const limit = bodyLimit({ maxSize: ingest.bodyLimit, onError: (c) => send(c, payloadTooLarge()) });

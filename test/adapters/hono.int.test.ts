@@ -37,7 +37,7 @@ type AnyEnv = EventBusEnv<Catalog>;
 /** An app of the suite's catalog, typed through Hono's `Env` (nothing is registered in `EventBusRegistry`). */
 type SuiteEnv = EventBusEnv<typeof suiteCatalog>;
 
-const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, ingest }) => {
+const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, metrics, ingest }) => {
   const entry = (level: string) => (_fields: Record<string, unknown>, msg?: string) => onLog({ level, msg: msg ?? '' });
   const logger: Logger = { debug: () => {}, info: () => {}, warn: entry('warn'), error: entry('error') };
   const anyBus = bus as unknown as EventBus<Catalog>;
@@ -46,6 +46,7 @@ const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, ingest }
   const router = eventBusRouter(anyBus, {
     authorize: (c) => identify(c.req.header('authorization')),
     logger,
+    ...(metrics ? { metrics } : {}),
     ingest: ingest ?? false,
   });
   app.route(prefix, router);
@@ -71,7 +72,7 @@ const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, ingest }
   };
 };
 
-httpRoutesSuite('Hono', startApp);
+httpRoutesSuite('Hono', startApp, { metrics: true });
 ingestRoutesSuite('Hono', startApp);
 
 describe('eventBusRouter and eventBusMiddleware (Hono specifics)', () => {
