@@ -25,7 +25,7 @@ export default defineConfig({
       tsconfig: './tsconfig.json',
     },
     globalSetup: ['./test/setup/global-setup.ts'],
-    setupFiles: ['./test/setup/leak-guard.ts'],
+    setupFiles: ['./test/setup/leak-guard.ts', './test/setup/quiet-warnings.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

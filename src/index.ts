@@ -76,6 +76,7 @@ export {
 export { silentLogger, type LogFn, type Logger } from './logger';
 export { uuidv7 } from './uuidv7';
 export { createEventBus } from './bus/create-event-bus';
+export { HANDLER_FAILED_WARNING } from './bus/failure-warning';
 export { backoffDelay, type ResolvedRetryPolicy } from './bus/backoff';
 export type {
   BusObserver,
@@ -107,6 +108,7 @@ export type {
   PublishOptions,
   ReplayOptions,
   RetryPolicy,
+  StopOptions,
   SubscribeOptions,
   TimelineOptions,
   TypeStats,

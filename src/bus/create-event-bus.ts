@@ -2,7 +2,7 @@
  * `createEventBus`: wires the catalog, storage, transport, registry and
  * dispatcher into the {@link EventBus} of the public contract.
  */
-import type { Catalog } from '../catalog';
+import type { Catalog, EventTypeOf, PayloadInput, PayloadOf } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, InvalidOptionError, UnknownEventTypeError } from '../errors';
 import { silentLogger } from '../logger';
@@ -11,20 +11,24 @@ import type { Transport } from '../ports/transport';
 import { memoryStorage } from '../storage/memory-storage';
 import { inProcessTransport } from '../transport/in-process-transport';
 import { buildEvent, buildItem, metadataDefaults, type MetadataDefaults } from './build-event';
-import { Dispatcher } from './dispatcher';
+import { Dispatcher, untilDeadline } from './dispatcher';
 import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
 import { MiddlewareStack, ObserverSet, runPublishChain } from './observe';
-import { checkDate, resolveDispatch, resolveHealth, resolveRetry } from './options';
+import { checkDate, resolveDispatch, resolveHealth, resolveRetry, resolveStopTimeout } from './options';
+import { FirstFailureWarnings } from './failure-warning';
 import { SubscriberRegistry } from './registry';
 import { StatsCollector } from './stats';
 import type {
   BusStats,
+  CatalogEvent,
   DeadLetters,
   EventBus,
   EventBusOptions,
   HealthReport,
+  PublishItem,
   PublishOptions,
   ReplayOptions,
+  StopOptions,
   TimelineOptions,
 } from './types';
 
@@ -46,10 +50,10 @@ const MAX_PAGE = 1000;
  * ```
  */
 export function createEventBus<const C extends Catalog>(options: EventBusOptions<C>): EventBus<C> {
-  return new Bus(options) as unknown as EventBus<C>;
+  return new Bus(options);
 }
 
-class Bus<C extends Catalog> {
+class Bus<C extends Catalog> implements EventBus<C> {
   readonly catalog: C;
   readonly storage: Storage;
   readonly transport: Transport;
@@ -66,6 +70,7 @@ class Bus<C extends Catalog> {
   private readonly onError: ((error: unknown) => void) | undefined;
   private readonly logger;
   private stopping: Promise<void> | undefined;
+  private readonly shutdownTimeoutMs: number;
   /** Set once handlers have drained: publishing is refused from then on (handlers may still publish while draining). */
   private closed = false;
 
@@ -85,7 +90,8 @@ class Bus<C extends Catalog> {
     for (const mw of listOption(options.publishMiddleware, 'publishMiddleware')) this.publishMiddleware.add(mw);
     const dispatch = resolveDispatch(options.dispatch);
     this.health_ = resolveHealth(options.health);
-    this.registry = new SubscriberRegistry(this.catalog, resolveRetry(options.retry), dispatch.concurrency);
+    this.registry = new SubscriberRegistry(this.catalog, resolveRetry(options.retry), dispatch.concurrency, dispatch.handlerTimeoutMs);
+    this.shutdownTimeoutMs = dispatch.shutdownTimeoutMs;
     this.dispatcher = new Dispatcher({
       catalog: this.catalog,
       storage: this.storage,
@@ -97,6 +103,7 @@ class Bus<C extends Catalog> {
       observers: this.observers,
       middleware: this.middleware,
       report: (error, during) => this.report(error, during),
+      ...(options.logger === undefined ? { failureWarnings: new FirstFailureWarnings() } : {}),
       publishCaused: (parent, type, payload, opts) => this.publishCaused(parent, type, payload, opts),
     });
     this.deadLetters = {
@@ -110,20 +117,22 @@ class Bus<C extends Catalog> {
     };
   }
 
-  async publish(type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
+  async publish<T extends EventTypeOf<C>>(
+    type: T,
+    payload: PayloadInput<C, T>,
+    options?: PublishOptions,
+  ): Promise<BaseEvent<T, PayloadOf<C, T>>> {
     this.assertOpen();
     const input = buildEvent(this.catalog, this.defaults, type, payload, options);
     const tx = options?.tx;
     this.assertTx(tx);
     const result = await this.append([input], tx);
     this.afterAppend([input], result, tx);
-    return result.events[0]!;
+    // Validated against the schema of `type` just above.
+    return result.events[0]! as BaseEvent<T, PayloadOf<C, T>>;
   }
 
-  async publishMany(
-    items: readonly { type: string; payload: unknown; options?: Omit<PublishOptions, 'tx'> }[],
-    options?: { tx?: unknown },
-  ): Promise<BaseEvent[]> {
+  async publishMany(items: readonly PublishItem<C>[], options?: { tx?: unknown }): Promise<CatalogEvent<C>[]> {
     this.assertOpen();
     if (!Array.isArray(items)) throw new InvalidOptionError('items', 'publishMany takes an array');
     // Every item is checked before anything is stored: all or none.
@@ -133,7 +142,7 @@ class Bus<C extends Catalog> {
     this.assertTx(tx);
     const result = await this.append(inputs, tx);
     this.afterAppend(inputs, result, tx);
-    return result.events;
+    return result.events as CatalogEvent<C>[];
   }
 
   subscribe(
@@ -158,12 +167,21 @@ class Bus<C extends Catalog> {
     return this.dispatcher.idle(options?.timeoutMs);
   }
 
-  stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      await this.dispatcher.stop();
+  stop(options?: StopOptions): Promise<void> {
+    if (this.stopping) return this.stopping;
+    let timeoutMs: number;
+    try {
+      timeoutMs = resolveStopTimeout(options, this.shutdownTimeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const deadline = Date.now() + timeoutMs;
+    this.stopping = (async () => {
+      await this.dispatcher.stop(timeoutMs);
       this.closed = true;
-      await this.transport.close().catch((err) => this.report(err, 'close transport'));
-      await this.storage.close().catch((err) => this.report(err, 'close storage'));
+      // Closing is bounded by the same deadline (a hung connection must not hold a shutdown); it goes on in the background.
+      await untilDeadline(this.transport.close().catch((err) => this.report(err, 'close transport')), deadline);
+      await untilDeadline(this.storage.close().catch((err) => this.report(err, 'close storage')), deadline);
     })();
     return this.stopping;
   }
@@ -226,7 +244,7 @@ class Bus<C extends Catalog> {
       correlationId: parent.metadata.correlationId ?? parent.eventId,
       ...(parent.metadata.traceparent ? { traceparent: parent.metadata.traceparent } : {}),
     };
-    return this.publish(type, payload, { ...options, metadata: { ...links, ...options?.metadata } });
+    return this.publish(type as EventTypeOf<C>, payload as never, { ...options, metadata: { ...links, ...options?.metadata } });
   }
 
   /** Stores validated events, through the publish middleware when there is any. */

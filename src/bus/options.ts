@@ -15,12 +15,31 @@ const DEFAULT_DISPATCH: ResolvedDispatch = {
   leaseMs: 30_000,
   pollIntervalMs: 1000,
   shutdownTimeoutMs: 10_000,
+  handlerTimeoutMs: 300_000,
 };
+
+/** The longest a timer may be armed for (Node's limit), so the longest handler time limit. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
 
 function positiveInt(option: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min) throw new InvalidOptionError(option, `must be an integer >= ${min}`);
   return value;
+}
+
+/** A handler time limit: an integer from 1 to {@link MAX_TIMEOUT_MS}. */
+export function resolveTimeout(option: string, value: number | undefined, fallback: number): number {
+  const ms = positiveInt(option, value, fallback);
+  if (ms > MAX_TIMEOUT_MS) throw new InvalidOptionError(option, `must be at most ${MAX_TIMEOUT_MS}`);
+  return ms;
+}
+
+/** The time limit of one `stop()`: `timeoutMs`, an integer >= 0, or the bus's `shutdownTimeoutMs`. */
+export function resolveStopTimeout(options: { timeoutMs?: number } | undefined, fallback: number): number {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidOptionError('options', 'must be an object (or left out)');
+  }
+  return positiveInt('timeoutMs', options?.timeoutMs, fallback, 0);
 }
 
 /** Merges `policy` over `base`, checking every field. */
@@ -48,6 +67,7 @@ export function resolveDispatch(options: DispatchOptions | undefined): ResolvedD
     leaseMs: positiveInt('dispatch.leaseMs', options?.leaseMs, d.leaseMs, 100),
     pollIntervalMs: positiveInt('dispatch.pollIntervalMs', options?.pollIntervalMs, d.pollIntervalMs, 1),
     shutdownTimeoutMs: positiveInt('dispatch.shutdownTimeoutMs', options?.shutdownTimeoutMs, d.shutdownTimeoutMs, 0),
+    handlerTimeoutMs: resolveTimeout('dispatch.handlerTimeoutMs', options?.handlerTimeoutMs, d.handlerTimeoutMs),
   };
   return resolved;
 }
