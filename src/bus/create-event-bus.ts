@@ -107,13 +107,13 @@ class Bus<C extends Catalog> implements EventBus<C> {
       publishCaused: (parent, type, payload, opts) => this.publishCaused(parent, type, payload, opts),
     });
     this.deadLetters = {
-      list: (filter) => this.storage.listDeadLetters(filter),
+      list: (filter) => this.fromStorage('list dead letters', () => this.storage.listDeadLetters(filter)),
       redrive: async (target) => {
-        const count = await this.storage.redrive(target);
+        const count = await this.fromStorage('redrive', () => this.storage.redrive(target));
         if (count > 0) this.dispatcher.wake();
         return count;
       },
-      discard: (id) => this.storage.discard(id),
+      discard: (id) => this.fromStorage('discard', () => this.storage.discard(id)),
     };
   }
 
@@ -189,7 +189,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
   async replay(options: ReplayOptions<C> = {}): Promise<number> {
     this.checkTypes(options.eventTypes);
     checkRange(options.from, options.to);
-    const count = await this.storage.replay({ ...options });
+    const count = await this.fromStorage('replay', () => this.storage.replay({ ...options }));
     if (count > 0) this.dispatcher.wake();
     return count;
   }
@@ -202,16 +202,16 @@ class Bus<C extends Catalog> implements EventBus<C> {
     this.checkTypes(options.eventTypes);
     checkRange(options.from, options.to);
     if (options.scope !== undefined) checkScope(options.scope);
-    return this.storage.timeline({ ...options, limit });
+    return this.fromStorage('timeline', () => this.storage.timeline({ ...options, limit }));
   }
 
   retireSubscriber(name: string): Promise<void> {
     if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', 'must be a subscriber name');
-    return this.storage.retire(name);
+    return this.fromStorage('retire a subscriber', () => this.storage.retire(name));
   }
 
   async health(): Promise<HealthReport> {
-    const h = await this.storage.health();
+    const h = await this.fromStorage('health', () => this.storage.health());
     const limits = this.health_;
     const healthy =
       h.unprocessed < limits.maxUnprocessed &&
@@ -248,9 +248,25 @@ class Bus<C extends Catalog> implements EventBus<C> {
   }
 
   /** Stores validated events, through the publish middleware when there is any. */
+  /** Made once: the append's rejection handler (no closure per publish). */
+  private readonly appendFailed = (err: unknown): never => {
+    throw storageFailure(this.storage.name, 'append', err);
+  };
+
+  /** Runs a storage call; an error that is not already coded reaches the caller as `STORAGE_REJECTED`. */
+  private async fromStorage<T>(during: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw storageFailure(this.storage.name, during, err);
+    }
+  }
+
   private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {
     const store = () =>
-      this.storage.append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined });
+      this.storage
+        .append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined })
+        .then(undefined, this.appendFailed);
     const chain = this.publishMiddleware.list;
     if (chain.length === 0) return store();
     const events = inputs.map((input) => input.event);
@@ -333,6 +349,22 @@ function listOption<T>(value: readonly T[] | undefined, name: string): readonly 
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new InvalidOptionError(name, 'must be an array');
   return value;
+}
+
+/**
+ * A storage error as the caller gets it: coded errors pass through (the
+ * storage said `STORAGE_UNAVAILABLE`, `INVALID_OPTION`, ...); anything else
+ * becomes `STORAGE_REJECTED` with the driver's error as `cause`. The message
+ * names only the storage, the operation, the error's class and a short
+ * driver code (e.g. PostgreSQL's SQLSTATE), never the driver's message, which
+ * can quote SQL parameters and payload values.
+ */
+function storageFailure(storage: string, during: string, err: unknown): EventBusError {
+  if (EventBusError.is(err)) return err;
+  const name = err instanceof Error ? err.name : typeof err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const shortCode = typeof code === 'string' && /^[A-Za-z0-9_]{1,32}$/.test(code) ? `, code ${code}` : '';
+  return new EventBusError('STORAGE_REJECTED', `Storage "${storage}" failed to ${during} (${name}${shortCode})`, { cause: err });
 }
 
 function checkRange(from: Date | undefined, to: Date | undefined): void {

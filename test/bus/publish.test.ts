@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EventBusError, EventValidationError, UnknownEventTypeError, createEventBus } from '../../src/index';
+import { EventBusError, EventValidationError, UnknownEventTypeError, createEventBus, memoryStorage } from '../../src/index';
 import { catalog, signup, testBus } from './fixtures';
 
 describe('publish', () => {
@@ -157,6 +157,52 @@ describe('publish refuses malformed input with a coded error, never a TypeError'
       await expect(bus.publish(type as never, { sessionId: 's' } as never)).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'type' });
     }
     expect((await bus.timeline()).events).toHaveLength(0);
+    await bus.stop();
+  });
+});
+
+describe('storage errors reach the caller coded', () => {
+  const secret = 'ada@example.com';
+  /** A real memory storage whose calls fail like a driver that quotes its query and parameters. */
+  function failingStorage(error: unknown) {
+    const storage = memoryStorage();
+    for (const method of ['append', 'timeline', 'replay', 'health', 'listDeadLetters', 'redrive', 'discard', 'retire'] as const) {
+      (storage as unknown as Record<string, () => Promise<never>>)[method] = async () => {
+        throw error;
+      };
+    }
+    return storage;
+  }
+
+  it('turns a driver error into STORAGE_REJECTED with the error as cause and no values in the message', async () => {
+    const driverError = Object.assign(new TypeError(`insert into events values ($1) params: ${secret}`), { code: '22P02' });
+    const bus = createEventBus({ catalog, storage: failingStorage(driverError) });
+    const calls: [string, () => Promise<unknown>][] = [
+      ['append', () => bus.publish('auth.user_signed_up', signup)],
+      ['append', () => bus.publishMany([{ type: 'auth.user_signed_up', payload: signup }])],
+      ['timeline', () => bus.timeline()],
+      ['replay', () => bus.replay()],
+      ['health', () => bus.health()],
+      ['list dead letters', () => bus.deadLetters.list()],
+      ['redrive', () => bus.deadLetters.redrive('x')],
+      ['discard', () => bus.deadLetters.discard('x')],
+      ['retire a subscriber', () => bus.retireSubscriber('gone')],
+    ];
+    for (const [during, call] of calls) {
+      const err = await call().catch((e: unknown) => e);
+      expect(EventBusError.is(err, 'STORAGE_REJECTED'), during).toBe(true);
+      expect((err as Error).message).toBe(`Storage "memory" failed to ${during} (TypeError, code 22P02)`);
+      expect((err as Error).cause).toBe(driverError);
+    }
+    await bus.stop();
+  });
+
+  it('passes coded storage errors through unchanged', async () => {
+    const unavailable = new EventBusError('STORAGE_UNAVAILABLE', 'The database cannot be reached');
+    const bus = createEventBus({ catalog, storage: failingStorage(unavailable) });
+    await expect(bus.publish('auth.user_signed_up', signup)).rejects.toBe(unavailable);
+    await expect(bus.timeline()).rejects.toBe(unavailable);
+    await expect(bus.health()).rejects.toBe(unavailable);
     await bus.stop();
   });
 });
