@@ -14,7 +14,15 @@ import { buildEvent, buildItem, metadataDefaults, type MetadataDefaults } from '
 import { Dispatcher, untilDeadline } from './dispatcher';
 import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
 import { MiddlewareStack, ObserverSet, runPublishChain } from './observe';
-import { checkDate, resolveDispatch, resolveHealth, resolveRetry, resolveStopTimeout } from './options';
+import {
+  checkDate,
+  checkQueryStrings,
+  checkStorableString,
+  resolveDispatch,
+  resolveHealth,
+  resolveRetry,
+  resolveStopTimeout,
+} from './options';
 import { FirstFailureWarnings } from './failure-warning';
 import { SubscriberRegistry } from './registry';
 import { StatsCollector } from './stats';
@@ -33,6 +41,8 @@ import type {
 } from './types';
 
 const MAX_PAGE = 1000;
+/** The string fields of a dead-letter filter. */
+const DEAD_LETTER_FILTER = ['subscriber', 'eventType', 'eventId'] as const;
 
 /**
  * Creates an event bus over a catalog. Storage defaults to the in-memory one
@@ -107,13 +117,21 @@ class Bus<C extends Catalog> implements EventBus<C> {
       publishCaused: (parent, type, payload, opts) => this.publishCaused(parent, type, payload, opts),
     });
     this.deadLetters = {
-      list: (filter) => this.fromStorage('list dead letters', () => this.storage.listDeadLetters(filter)),
+      list: async (filter) => {
+        checkQueryStrings(filter, DEAD_LETTER_FILTER, [], 'filter.');
+        return this.fromStorage('list dead letters', () => this.storage.listDeadLetters(filter));
+      },
       redrive: async (target) => {
+        if (typeof target === 'string') checkStorableString('id', target);
+        else checkQueryStrings(target, DEAD_LETTER_FILTER, [], 'filter.');
         const count = await this.fromStorage('redrive', () => this.storage.redrive(target));
         if (count > 0) this.dispatcher.wake();
         return count;
       },
-      discard: (id) => this.fromStorage('discard', () => this.storage.discard(id)),
+      discard: async (id) => {
+        checkStorableString('id', id);
+        return this.fromStorage('discard', () => this.storage.discard(id));
+      },
     };
   }
 
@@ -187,6 +205,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
   }
 
   async replay(options: ReplayOptions<C> = {}): Promise<number> {
+    checkQueryStrings(options, ['actor', 'organizationId'], ['subscribers']);
     this.checkTypes(options.eventTypes);
     checkRange(options.from, options.to);
     const count = await this.fromStorage('replay', () => this.storage.replay({ ...options }));
@@ -195,18 +214,23 @@ class Bus<C extends Catalog> implements EventBus<C> {
   }
 
   async timeline(options: TimelineOptions<C> = {}) {
+    checkQueryStrings(options, ['actor', 'organizationId', 'cursor']);
     const limit = options.limit ?? 50;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
       throw new InvalidOptionError('limit', `must be an integer from 1 to ${MAX_PAGE}`);
     }
     this.checkTypes(options.eventTypes);
     checkRange(options.from, options.to);
-    if (options.scope !== undefined) checkScope(options.scope);
+    if (options.scope !== undefined) {
+      checkScope(options.scope);
+      checkQueryStrings(options.scope, ['actor'], ['organizationIds'], 'scope.');
+    }
     return this.fromStorage('timeline', () => this.storage.timeline({ ...options, limit }));
   }
 
-  retireSubscriber(name: string): Promise<void> {
+  async retireSubscriber(name: string): Promise<void> {
     if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', 'must be a subscriber name');
+    checkStorableString('name', name);
     return this.fromStorage('retire a subscriber', () => this.storage.retire(name));
   }
 

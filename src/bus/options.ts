@@ -97,6 +97,27 @@ export function checkStorableString(option: string, value: unknown): void {
   if (!isStorableString(value)) throw new InvalidOptionError(option, UNSTORABLE_STRING);
 }
 
+/**
+ * Checks the string filters of a query (timeline, replay, dead letters) before
+ * it reaches the storage: each present one must be a string PostgreSQL can
+ * store, so a NUL character is a coded `INVALID_OPTION`, not a driver error.
+ * `lists` name the fields that hold arrays of such strings.
+ */
+export function checkQueryStrings(query: unknown, fields: readonly string[], lists: readonly string[] = [], prefix = ''): void {
+  if (query === undefined) return;
+  if (typeof query !== 'object' || query === null || Array.isArray(query)) {
+    throw new InvalidOptionError(prefix ? prefix.slice(0, -1) : 'options', 'must be an object (or left out)');
+  }
+  const q = query as Record<string, unknown>;
+  for (const field of fields) if (q[field] !== undefined) checkStorableString(`${prefix}${field}`, q[field]);
+  for (const field of lists) {
+    const list = q[field];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw new InvalidOptionError(`${prefix}${field}`, 'must be an array of strings');
+    list.forEach((item, i) => checkStorableString(`${prefix}${field}[${i}]`, item));
+  }
+}
+
 function checkKey(option: string, value: unknown): void {
   if (value === undefined) return;
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_KEY_LENGTH) {

@@ -206,3 +206,30 @@ describe('storage errors reach the caller coded', () => {
     await bus.stop();
   });
 });
+
+describe('queries refuse what no storage can use with a coded error', () => {
+  it('refuses NUL characters and unpaired surrogates in timeline, replay and dead-letter filters, and null queries', async () => {
+    const bus = testBus();
+    const bad = 'a\u0000b';
+    const refused: [string, () => Promise<unknown>][] = [
+      ['actor', () => bus.timeline({ actor: bad })],
+      ['organizationId', () => bus.timeline({ organizationId: '\ud800' })],
+      ['cursor', () => bus.timeline({ cursor: bad })],
+      ['scope.organizationIds[1]', () => bus.timeline({ scope: { organizationIds: ['org_1', bad] } })],
+      ['scope.actor', () => bus.timeline({ scope: { organizationIds: [], actor: bad } })],
+      ['options', () => bus.timeline(null as never)],
+      ['actor', () => bus.replay({ actor: bad })],
+      ['subscribers[0]', () => bus.replay({ subscribers: [bad] })],
+      ['options', () => bus.replay(null as never)],
+      ['filter.subscriber', () => bus.deadLetters.list({ subscriber: bad })],
+      ['filter.eventId', () => bus.deadLetters.redrive({ eventId: bad })],
+      ['id', () => bus.deadLetters.redrive(bad)],
+      ['id', () => bus.deadLetters.discard(bad)],
+      ['name', () => bus.retireSubscriber(bad)],
+    ];
+    for (const [option, call] of refused) {
+      await expect(call(), option).rejects.toMatchObject({ code: 'INVALID_OPTION', option });
+    }
+    await bus.stop();
+  });
+});
