@@ -1,4 +1,5 @@
-/** A small catalog shared by the bus tests. */
+/** A small catalog shared by the bus tests, and a guard that fails a test that leaves a test bus running. */
+import { afterEach, expect } from 'vitest';
 import { z } from 'zod';
 import { defineCatalog, defineEvent, type EventBus } from '../../src/index';
 import { createTestBus } from '../../src/testing/index';
@@ -25,9 +26,28 @@ export const catalog = defineCatalog({
 
 export const signup = { email: 'ada@example.com', name: 'Ada', signupMethod: 'email' } as const;
 
-/** A test bus over the shared catalog (test/setup/leak-guard.ts fails a test that leaves it running). */
+const running = new Set<EventBus<typeof catalog>>();
+
+/**
+ * A test bus over the shared catalog that must be stopped by the end of the
+ * test (the guard below; test/setup/leak-guard.ts checks every other bus per file).
+ */
 export function testBus(options: Partial<Parameters<typeof createTestBus<typeof catalog>>[0]> = {}): EventBus<typeof catalog> {
-  return createTestBus({ catalog, ...options });
+  const bus = createTestBus({ catalog, ...options });
+  const stop = bus.stop.bind(bus);
+  running.add(bus);
+  bus.stop = async (stopOptions) => {
+    running.delete(bus);
+    await stop(stopOptions);
+  };
+  return bus;
 }
+
+afterEach(async () => {
+  const leaked = [...running];
+  running.clear();
+  await Promise.all(leaked.map((bus) => bus.stop()));
+  expect(leaked.length, 'a test left a bus running: call bus.stop()').toBe(0);
+});
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

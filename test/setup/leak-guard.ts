@@ -1,48 +1,34 @@
 /**
- * Fails a test that leaves a bus running, whichever way the bus was made
- * (`createEventBus`, `createTestBus`, an adapter, an example app). A bus
- * started inside a test (or its `beforeEach`) must be stopped by the end of
- * it; one started in `beforeAll` by the end of the file. Leaked buses are
- * stopped, so one test's leak does not spill into the next.
+ * Fails a test file that leaves a bus running, whichever way the bus was made
+ * (`createEventBus`, `createTestBus`, an adapter, an example app): every bus
+ * started in a file must be stopped by the end of it (a test's own cleanup or
+ * the file's `afterAll`). Leaked buses are stopped, so their timers do not
+ * spill into the next file. (Buses of `testBus()` in test/bus/fixtures.ts are
+ * held to the end of each test.)
  *
  * It wraps the dispatcher's `start` and `stop` (every bus has one); it changes
  * nothing else about them.
  */
-import { afterAll, afterEach, beforeEach, expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { Dispatcher } from '../../src/bus/dispatcher';
 
-const inTest = new Set<Dispatcher>();
-const inFile = new Set<Dispatcher>();
-let testRunning = false;
+const running = new Set<Dispatcher>();
 
 const start = Dispatcher.prototype.start;
 const stop = Dispatcher.prototype.stop;
 Dispatcher.prototype.start = function (this: Dispatcher, ...args: Parameters<Dispatcher['start']>) {
-  (testRunning ? inTest : inFile).add(this);
+  running.add(this);
   return start.apply(this, args);
 };
 Dispatcher.prototype.stop = function (this: Dispatcher, ...args: Parameters<Dispatcher['stop']>) {
-  inTest.delete(this);
-  inFile.delete(this);
+  running.delete(this);
   return stop.apply(this, args);
 };
 
-async function stopAll(leaked: Set<Dispatcher>): Promise<number> {
-  const list = [...leaked];
-  leaked.clear();
-  await Promise.all(list.map((d) => stop.call(d)));
-  return list.length;
-}
-
-beforeEach(() => {
-  testRunning = true;
-});
-
-afterEach(async () => {
-  testRunning = false;
-  expect(await stopAll(inTest), 'a test left a bus running: call bus.stop()').toBe(0);
-});
-
+// Registered before the file's own hooks, so it runs after the file's afterAll (hooks stack).
 afterAll(async () => {
-  expect(await stopAll(inFile), 'a bus started in beforeAll was left running: stop it in afterAll').toBe(0);
+  const leaked = [...running];
+  running.clear();
+  await Promise.all(leaked.map((d) => stop.call(d, 0)));
+  expect(leaked.length, 'this file left a bus running: call bus.stop() (in the test, or in afterAll)').toBe(0);
 });
