@@ -61,6 +61,25 @@ export default defineConfig(
     rules: { 'no-console': 'error' },
   },
   {
+    // Adapters reach the core only through the package name: a relative path
+    // into src/ makes the bundler put a second copy of the core (and of its
+    // error classes, so `instanceof` fails) into the adapter's chunk.
+    files: ['adapters/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.{1,2}/(?:\\.\\./)*src(?:/|$)',
+              message: "Import the core as '@blawby/event-bus', not by a relative path into src/.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Type tests state compile errors and loose shapes on purpose.
     files: ['test/**/*.test-d.ts'],
     rules: { '@typescript-eslint/no-unused-vars': 'off', '@typescript-eslint/no-explicit-any': 'off' },

@@ -19,10 +19,15 @@
  *    built-in or the package itself; and the core and testing entries (JS and
  *    declarations, followed through shared chunks) import no adapter's client, so a
  *    user who never imports an adapter never needs its peer dependency.
+ * 5. No adapter carries core code: an adapter's entry files, and every chunk they
+ *    reach through relative imports, have no source under src/ in their source
+ *    maps and no copy of the error classes' brand. Adapters import the core as
+ *    '@blawby/event-bus' (eslint.config.js enforces it in the source), so one copy
+ *    of the core runs and `instanceof` holds across core and adapter errors.
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { expectedExports, expectedTypesVersions, packageEntries } from './package-entries.mjs';
@@ -39,6 +44,8 @@ const BUNDLED_IN_CJS = ['p-retry', 'is-network-error'];
 /** Packages the core and testing entries may import at run time or in their types. */
 const CORE_ALLOWED = new Set([...Object.keys(manifest.dependencies ?? {}), 'zod']);
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+/** The key of the `Symbol.for` brand in src/errors.ts: a file holding it holds a copy of the error classes. */
+const CORE_ERROR_BRAND = '@blawby/event-bus/error';
 
 const expected = {
   main: './dist/index.cjs',
@@ -160,6 +167,27 @@ if (!existsSync(dist)) {
       }
     }
   }
+
+  // 5. No core code in adapter chunks.
+  const srcDir = join(root, 'src') + sep;
+  for (const entry of entries.filter((e) => e.source.startsWith('adapters/'))) {
+    for (const ext of ['js', 'cjs']) {
+      const start = join(dist, `${entry.name}.${ext}`);
+      if (!importsOf.has(start)) continue;
+      for (const file of reachableFiles(start, importsOf)) {
+        const mapPath = `${file}.map`;
+        const sources = existsSync(mapPath) ? (JSON.parse(readFileSync(mapPath, 'utf8')).sources ?? []) : [];
+        const core = sources.map((source) => resolve(dirname(file), source)).filter((path) => path.startsWith(srcDir));
+        const where = `${relative(root, file)} (reached from dist/${entry.name}.${ext})`;
+        for (const path of core) {
+          fail(`${where} bundles core code from ${relative(root, path)}: import it as '${manifest.name}' instead`);
+        }
+        if (core.length === 0 && readFileSync(file, 'utf8').includes(CORE_ERROR_BRAND)) {
+          fail(`${where} contains a copy of the core's error classes: import them as '${manifest.name}'`);
+        }
+      }
+    }
+  }
 }
 
 if (problems.length) {
@@ -220,6 +248,23 @@ function reachableBareImports(start, importsOf) {
     }
   }
   return found;
+}
+
+/** `start` and every dist file it reaches through relative imports. */
+function reachableFiles(start, importsOf) {
+  const seen = new Set();
+  const queue = [start];
+  while (queue.length) {
+    const file = queue.pop();
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const spec of importsOf.get(file) ?? []) {
+      if (!spec.startsWith('.')) continue;
+      const target = resolveRelative(file, spec);
+      if (target) queue.push(target);
+    }
+  }
+  return seen;
 }
 
 /** The dist file a relative specifier names (declarations import `./chunk-x.js` for `chunk-x.d.ts`). */

@@ -13,12 +13,12 @@ import { join } from 'node:path';
  * Every subpath the package may have (ARCHITECTURE.md), in `exports` order.
  * `name` is the output file's base name in dist/. An adapter joins the
  * package when its `index.ts` exists; folders not listed here (such as
- * `adapters/http`, shared by the Fastify and Express adapters) are internal.
+ * `adapters/http`, shared by the framework adapters) are internal.
  */
 const ALL_ENTRIES = [
   { subpath: '.', name: 'index', source: 'src/index.ts' },
   { subpath: './testing', name: 'testing', source: 'src/testing/index.ts' },
-  ...['postgres', 'redis', 'nats', 'fastify', 'express'].map((name) => ({
+  ...['postgres', 'redis', 'nats', 'fastify', 'express', 'hono', 'prometheus', 'opentelemetry'].map((name) => ({
     subpath: `./${name}`,
     name,
     source: `adapters/${name}/index.ts`,

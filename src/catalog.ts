@@ -6,6 +6,7 @@
  */
 import type { z } from 'zod';
 import { InvalidEventNameError, InvalidOptionError } from './errors';
+import { assertJsonSafeSchema } from './json-safe';
 
 /** Names follow `{domain}.{object}_{past_tense_verb}`; the object part is optional (`org.created`). */
 const EVENT_NAME = /^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/;
@@ -70,6 +71,13 @@ export type MatchedTypes<C extends Catalog, P extends string> = P extends '*'
 /**
  * Declares one event type: its version, a description and its payload schema.
  *
+ * The schema's output must be JSON, the form every storage keeps payloads in:
+ * `z.date()`, `z.bigint()`, `z.map()`, `z.set()`, `z.symbol()`, `z.nan()`,
+ * `z.undefined()`, functions and promises are refused with an
+ * `UnsupportedSchemaError` that names the field and the alternative (e.g.
+ * `z.iso.datetime()` for a date), so a handler gets the same value on every
+ * attempt, in every process.
+ *
  * @example
  * ```ts
  * const userSignedUp = defineEvent({
@@ -86,6 +94,7 @@ export function defineEvent<S extends PayloadSchema>(definition: EventDefinition
   if (!definition.payload || typeof (definition.payload as { safeParse?: unknown }).safeParse !== 'function') {
     throw new InvalidOptionError('payload', 'an event definition needs a zod schema as its payload');
   }
+  assertJsonSafeSchema(definition.payload);
   return Object.freeze({ ...definition });
 }
 

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'UNKNOWN_EVENT_TYPE'
   | 'INVALID_EVENT_NAME'
   | 'INVALID_OPTION'
+  | 'IDEMPOTENCY_CONFLICT'
   | 'DUPLICATE_SUBSCRIBER'
   | 'UNSUPPORTED_BY_STORAGE'
   | 'BUS_STOPPED'
@@ -24,7 +25,30 @@ export type ErrorCode =
   | 'NON_RETRYABLE'
   | 'RETRY_AFTER'
   | 'HANDLER_TIMEOUT'
-  | 'INVALID_CLOUD_EVENT';
+  | 'INVALID_CLOUD_EVENT'
+  | 'UNSUPPORTED_SCHEMA';
+
+/**
+ * The class behind each code that has its own: `EventBusError.is(err, code)`
+ * narrows to it (so `err.issues` type-checks after
+ * `EventBusError.is(err, 'EVENT_VALIDATION_FAILED')`). Other codes are plain
+ * {@link EventBusError}s.
+ */
+export interface ErrorClassOf {
+  EVENT_VALIDATION_FAILED: EventValidationError;
+  UNKNOWN_EVENT_TYPE: UnknownEventTypeError;
+  INVALID_EVENT_NAME: InvalidEventNameError;
+  INVALID_OPTION: InvalidOptionError;
+  NON_RETRYABLE: NonRetryableError;
+  RETRY_AFTER: RetryAfterError;
+  HANDLER_TIMEOUT: HandlerTimeoutError;
+  UNSUPPORTED_SCHEMA: UnsupportedSchemaError;
+}
+
+/** The error type of code `K`: its class from {@link ErrorClassOf}, else an {@link EventBusError} with that code. */
+export type EventBusErrorOf<K extends ErrorCode> = K extends keyof ErrorClassOf
+  ? ErrorClassOf[K]
+  : EventBusError & { readonly code: K };
 
 /**
  * Base class of every error the library throws. Check with
@@ -45,8 +69,14 @@ export class EventBusError extends Error {
     return 'EventBusError';
   }
 
-  /** True when `err` is an {@link EventBusError} (from any copy of the package), with `code` if given. */
-  static is(err: unknown, code?: ErrorCode): err is EventBusError {
+  /**
+   * True when `err` is an {@link EventBusError} (from any copy of the package)
+   * with `code`; narrows to that code's class (see {@link ErrorClassOf}).
+   */
+  static is<K extends ErrorCode>(err: unknown, code: K): err is EventBusErrorOf<K>;
+  /** True when `err` is an {@link EventBusError} (from any copy of the package). */
+  static is(err: unknown): err is EventBusError;
+  static is(err: unknown, code?: ErrorCode): boolean {
     if (typeof err !== 'object' || err === null || !(err as Record<symbol, unknown>)[BRAND]) return false;
     return code === undefined || (err as EventBusError).code === code;
   }
@@ -136,21 +166,74 @@ export class NonRetryableError extends EventBusError {
   }
 }
 
+/** The longest wait a {@link RetryAfterError} can ask for: about 24.8 days (Node's timer limit). */
+export const MAX_RETRY_AFTER_MS = 2_147_483_647;
+
 /**
  * Throw from a handler to set the delay before the next attempt, e.g. on an
- * HTTP 429 with `Retry-After`. Still counts as an attempt.
+ * HTTP 429 with `Retry-After`. Still counts as an attempt. The next attempt
+ * waits exactly `delayMs`, even past the retry policy's `maxDelayMs` (the
+ * downstream said when it takes requests again; retrying sooner only spends
+ * attempts). Negative or `NaN` means no wait; more than
+ * {@link MAX_RETRY_AFTER_MS} is clamped to it.
  */
 export class RetryAfterError extends EventBusError {
-  /** Milliseconds to wait before the next attempt. */
+  /** Milliseconds to wait before the next attempt, an integer from 0 to {@link MAX_RETRY_AFTER_MS}. */
   readonly delayMs: number;
 
   constructor(delayMs: number, message = `Retry after ${delayMs} ms`, options?: { cause?: unknown }) {
     super('RETRY_AFTER', message, options);
-    this.delayMs = Math.max(0, delayMs);
+    this.delayMs = delayMs > 0 ? Math.min(MAX_RETRY_AFTER_MS, Math.ceil(delayMs)) : 0;
   }
 
   override get name(): string {
     return 'RetryAfterError';
+  }
+}
+
+/**
+ * The attempt of a handler ran past its time limit (`subscribe(..., { timeoutMs })`
+ * or `dispatch.handlerTimeoutMs`). It is the reason of the handler's
+ * `ctx.signal` and the recorded error of the failed attempt; the delivery is
+ * retried like any failure.
+ */
+export class HandlerTimeoutError extends EventBusError {
+  /** The time limit that was exceeded. */
+  readonly timeoutMs: number;
+  /** The subscriber whose handler timed out. */
+  readonly subscriber: string;
+
+  constructor(subscriber: string, timeoutMs: number) {
+    super('HANDLER_TIMEOUT', `Handler of subscriber "${subscriber}" did not settle within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+    this.subscriber = subscriber;
+  }
+
+  override get name(): string {
+    return 'HandlerTimeoutError';
+  }
+}
+
+/**
+ * A catalog schema can produce a value that does not survive JSON, the form
+ * every storage keeps payloads in (`z.date()`, `z.bigint()`, `z.map()`, ...).
+ * Thrown by `defineEvent`; the message names the field and the JSON-safe
+ * alternative (e.g. `z.iso.datetime()` for a date).
+ */
+export class UnsupportedSchemaError extends EventBusError {
+  /** Where in the payload, e.g. `payload.items[].createdAt`. */
+  readonly path: string;
+  /** The refused zod type, e.g. `date`. */
+  readonly schemaType: string;
+
+  constructor(path: string, schemaType: string, alternative: string) {
+    super('UNSUPPORTED_SCHEMA', `${path}: z.${schemaType}() is not JSON-safe; use ${alternative}`);
+    this.path = path;
+    this.schemaType = schemaType;
+  }
+
+  override get name(): string {
+    return 'UnsupportedSchemaError';
   }
 }
 

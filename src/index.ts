@@ -59,19 +59,39 @@ export {
 export {
   EventBusError,
   EventValidationError,
+  HandlerTimeoutError,
   InvalidEventNameError,
   InvalidOptionError,
+  MAX_RETRY_AFTER_MS,
   NonRetryableError,
   RetryAfterError,
   UnknownEventTypeError,
+  UnsupportedSchemaError,
   toErrorInfo,
+  type ErrorClassOf,
   type ErrorCode,
   type ErrorInfo,
+  type EventBusErrorOf,
 } from './errors';
 export { silentLogger, type LogFn, type Logger } from './logger';
 export { uuidv7 } from './uuidv7';
 export { createEventBus } from './bus/create-event-bus';
+export { HANDLER_FAILED_WARNING } from './bus/failure-warning';
 export { backoffDelay, type ResolvedRetryPolicy } from './bus/backoff';
+export type {
+  BusObserver,
+  DeadLetteredObservation,
+  DeliveryObservation,
+  DeliveryOutcomeKind,
+  DeliverySettledObservation,
+  DeliveryStartedObservation,
+  HandlerMiddleware,
+  LeaseLostObservation,
+  PublishContext,
+  PublishedObservation,
+  PublishMiddleware,
+  RetryScheduledObservation,
+} from './bus/observation';
 export type {
   BusStats,
   CatalogEvent,
@@ -88,6 +108,7 @@ export type {
   PublishOptions,
   ReplayOptions,
   RetryPolicy,
+  StopOptions,
   SubscribeOptions,
   TimelineOptions,
   TypeStats,

@@ -54,11 +54,20 @@ import type { Catalog, EventBus, Logger } from '@blawby/event-bus';
 import {
   createRequestEvents,
   healthRoute,
+  ingestRoute,
+  isMetricsSource,
+  metricsRoute,
+  payloadTooLarge,
   requestMetadata,
+  resolveIngestOptions,
   sanitizeRequestId,
   timelineRoute,
+  unreadableBody,
   type HttpResult,
   type Identity,
+  type IngestBody,
+  type IngestOptions,
+  type MetricsSource,
   type RawQuery,
   type RegisteredCatalog,
   type RequestEvents,
@@ -70,6 +79,13 @@ export type {
   HealthFailureBody,
   HttpResult,
   Identity,
+  IngestedBatchBody,
+  IngestedBody,
+  IngestErrorBody,
+  IngestErrorCode,
+  IngestMetadata,
+  IngestOptions,
+  MetricsSource,
   QueryIssue,
   RegisteredBus,
   RegisteredCatalog,
@@ -79,7 +95,14 @@ export type {
   RouteErrorCode,
   TimelineBody,
 } from '../http';
-export { ACCESS_DENIED_EVENT, TIMELINE_DEFAULT_LIMIT, TIMELINE_MAX_LIMIT } from '../http';
+export {
+  ACCESS_DENIED_EVENT,
+  CLOUDEVENTS_BATCH_JSON,
+  CLOUDEVENTS_JSON,
+  INGEST_METADATA_KEY,
+  TIMELINE_DEFAULT_LIMIT,
+  TIMELINE_MAX_LIMIT,
+} from '../http';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace -- Express's own extension point
@@ -108,12 +131,16 @@ export type ExpressAuthorize = (req: Request) => Promise<Identity | null> | Iden
 
 /** Options of {@link eventBusRouter}. */
 export interface EventBusRouterOptions extends EventBusMiddlewareOptions {
-  /** Identity of the caller of the timeline route; the timeline route needs it. */
+  /** Identity of the caller of the timeline and ingest routes; both need it. */
   authorize?: ExpressAuthorize;
   /** Serve `GET /timeline` (default: on when `authorize` is given). */
   timeline?: boolean;
   /** Serve `GET /health` (default: on). */
   health?: boolean;
+  /** Serve `POST /ingest`, CloudEvents in (default: off); needs `authorize`. */
+  ingest?: boolean | IngestOptions;
+  /** Serve `GET /metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
+  metrics?: MetricsSource;
   /** Where the router logs (a failed `org.access_denied` publish, a failed health check); silent when absent. */
   logger?: Logger;
 }
@@ -155,6 +182,18 @@ function send(res: Response, result: HttpResult): void {
   res.status(result.status).set('cache-control', 'no-store').json(result.body);
 }
 
+/** The ingest body: the text `express.text` read, or what a parser mounted earlier (`express.json()`) made of it. */
+function bodyOf(req: Request): IngestBody {
+  const body: unknown = req.body;
+  if (typeof body === 'string') return { text: body };
+  return body === undefined ? { text: '' } : { value: body };
+}
+
+/** body-parser's errors carry an HTTP status: 413 over the limit, else a body it could not read. */
+function bodyFailure(err: unknown): HttpResult {
+  return (err as { status?: unknown }).status === 413 ? payloadTooLarge() : unreadableBody();
+}
+
 /**
  * A router with the bus's routes, to mount under a prefix
  * (`app.use('/events', eventBusRouter(bus, { authorize }))`):
@@ -163,8 +202,15 @@ function send(res: Response, result: HttpResult): void {
  *   200 `{ events, nextCursor }`, 400 `{ error: { code: 'INVALID_QUERY', issues } }`,
  *   401 when `authorize` returns `null`, 403 for an organization not in the
  *   caller's `organizationIds` (publishing `org.access_denied` when the catalog
- *   has it). Without `organizationId`, only the caller's own events.
+ *   has it, rate-limited). Only events of the caller's organizations and the
+ *   caller's own events without organization; 503/500 with a fixed body when
+ *   the storage fails (the cause is logged, never sent).
  * - `GET /health` (public): 200 with `bus.health()`, 503 when unhealthy.
+ * - `POST /ingest` (with `ingest`): CloudEvents 1.0 in structured, binary or
+ *   batch mode, validated against the catalog and stored once per `id`:
+ *   201 `{ event, duplicate: false }` (a batch: `{ events, duplicates }`),
+ *   200 for a repeat, 400 with `issues` (nothing stored), 401, 403, 409, 413, 415.
+ * - `GET /metrics` (public, with the `metrics` option): the Prometheus text, 503 when the source fails.
  *
  * It works with or without {@link eventBusMiddleware} in front. Its `close()`
  * stops the bus.
@@ -179,8 +225,15 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   const { authorize, logger } = options;
   const timeline = options.timeline ?? authorize !== undefined;
   const health = options.health ?? true;
+  if (options.metrics !== undefined && !isMetricsSource(options.metrics)) {
+    throw new InvalidOptionError('metrics', 'must be a metrics source such as eventBusMetrics(bus) or a prom-client Registry');
+  }
   if (timeline && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the timeline route needs an `authorize` function');
+  }
+  const ingest = resolveIngestOptions(options.ingest);
+  if (ingest && typeof authorize !== 'function') {
+    throw new InvalidOptionError('authorize', 'the ingest route needs an `authorize` function');
   }
   const requestId = options.requestId ?? defaultRequestId;
 
@@ -202,6 +255,37 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   }
   if (health) {
     router.get('/health', async (_req, res) => send(res, await healthRoute(bus, logger)));
+  }
+  const { metrics } = options;
+  if (metrics) {
+    router.get('/metrics', async (_req, res) => {
+      const result = await metricsRoute(metrics, logger);
+      res.status(result.status).type(result.contentType).set('cache-control', 'no-store').send(result.body);
+    });
+  }
+  if (ingest && authorize) {
+    // Any content type, as text: the route tells the CloudEvents modes apart itself.
+    const readBody = express.text({ type: () => true, limit: ingest.bodyLimit });
+    router.post(
+      '/ingest',
+      (req, res, next) => readBody(req, res, (err?: unknown) => (err ? send(res, bodyFailure(err)) : next())),
+      async (req, res) => {
+        const identity = await authorize(req);
+        const events = (req as Partial<Request>).events;
+        const result = await ingestRoute(
+          bus,
+          {
+            headers: req.headers,
+            body: bodyOf(req),
+            identity,
+            metadata: events?.metadata ?? metadataOf(req, requestId),
+            ...(logger ? { logger } : {}),
+          },
+          ingest,
+        );
+        send(res, result);
+      },
+    );
   }
   router.close = () => bus.stop();
   return router;

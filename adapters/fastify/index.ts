@@ -46,16 +46,24 @@
  * @module @blawby/event-bus/fastify
  */
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidOptionError } from '@blawby/event-bus';
 import type { EventBus } from '@blawby/event-bus';
 import {
   createRequestEvents,
   healthRoute,
+  ingestRoute,
+  isMetricsSource,
+  metricsRoute,
+  payloadTooLarge,
   requestMetadata,
+  resolveIngestOptions,
   timelineRoute,
+  unreadableBody,
   type HttpResult,
   type Identity,
+  type IngestOptions,
+  type MetricsSource,
   type RawQuery,
   type RegisteredBus,
   type RegisteredCatalog,
@@ -67,6 +75,13 @@ export type {
   HealthFailureBody,
   HttpResult,
   Identity,
+  IngestedBatchBody,
+  IngestedBody,
+  IngestErrorBody,
+  IngestErrorCode,
+  IngestMetadata,
+  IngestOptions,
+  MetricsSource,
   QueryIssue,
   RegisteredBus,
   RegisteredCatalog,
@@ -76,7 +91,14 @@ export type {
   RouteErrorCode,
   TimelineBody,
 } from '../http';
-export { ACCESS_DENIED_EVENT, TIMELINE_DEFAULT_LIMIT, TIMELINE_MAX_LIMIT } from '../http';
+export {
+  ACCESS_DENIED_EVENT,
+  CLOUDEVENTS_BATCH_JSON,
+  CLOUDEVENTS_JSON,
+  INGEST_METADATA_KEY,
+  TIMELINE_DEFAULT_LIMIT,
+  TIMELINE_MAX_LIMIT,
+} from '../http';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -97,6 +119,10 @@ export interface EventBusRoutesOptions {
   timeline?: boolean;
   /** `GET {prefix}/health`: public. */
   health?: boolean;
+  /** `POST {prefix}/ingest`, CloudEvents in: needs `authorize`. `true` takes the default limits. */
+  ingest?: boolean | IngestOptions;
+  /** `GET {prefix}/metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
+  metrics?: MetricsSource;
 }
 
 /**
@@ -111,7 +137,7 @@ export interface EventBusPluginOptions {
   bus: RegisteredBus;
   /** The timeline and health routes (both off unless asked for). */
   routes?: EventBusRoutesOptions;
-  /** Identity of the caller of the timeline route; required when `routes.timeline` is on. */
+  /** Identity of the caller of the timeline and ingest routes; required when either is on. */
   authorize?: FastifyAuthorize;
   /** Stop the bus in Fastify's `onClose` hook (default `true`). */
   stopOnClose?: boolean;
@@ -137,8 +163,15 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
   if (!bus || typeof bus.publish !== 'function') {
     throw new InvalidOptionError('bus', 'eventBusPlugin needs the event bus as its `bus` option');
   }
+  if (routes.metrics !== undefined && !isMetricsSource(routes.metrics)) {
+    throw new InvalidOptionError('routes.metrics', 'must be a metrics source such as eventBusMetrics(bus) or a prom-client Registry');
+  }
   if (routes.timeline && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the timeline route needs an `authorize` function');
+  }
+  const ingest = resolveIngestOptions(routes.ingest);
+  if (ingest && typeof authorize !== 'function') {
+    throw new InvalidOptionError('authorize', 'the ingest route needs an `authorize` function');
   }
 
   fastify.decorate('events', bus);
@@ -174,6 +207,42 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
   if (routes.health) {
     fastify.get(`${prefix}/health`, async (request, reply) => send(reply, await healthRoute(bus, request.log)));
   }
+  if (ingest && authorize) {
+    // A child context, so that its catch-all text parser and error handler touch no route of the application.
+    fastify.register(async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: ingest.bodyLimit }, (_request, body, done) =>
+        done(null, body),
+      );
+      scope.setErrorHandler((err: FastifyError, _request, reply) => {
+        if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, payloadTooLarge());
+        if (err.code?.startsWith('FST_ERR_CTP_')) return send(reply, unreadableBody());
+        throw err; // what authorize throws: the application's error handler answers
+      });
+      scope.post(`${prefix}/ingest`, async (request, reply) => {
+        const identity = await authorize(request);
+        const result = await ingestRoute(
+          bus,
+          {
+            headers: request.headers,
+            body: { text: typeof request.body === 'string' ? request.body : '' },
+            identity,
+            metadata: request.events.metadata,
+            logger: request.log,
+          },
+          ingest,
+        );
+        return send(reply, result);
+      });
+    });
+  }
+  const { metrics } = routes;
+  if (metrics) {
+    fastify.get(`${prefix}/metrics`, async (request, reply) => {
+      const result = await metricsRoute(metrics, request.log);
+      return reply.code(result.status).header('content-type', result.contentType).header('cache-control', 'no-store').send(result.body);
+    });
+  }
 };
 
 /**
@@ -187,8 +256,15 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
  *   200 `{ events, nextCursor }`, 400 `{ error: { code: 'INVALID_QUERY', issues } }`,
  *   401 when `authorize` returns `null`, 403 for an organization not in the
  *   caller's `organizationIds` (publishing `org.access_denied` when the catalog
- *   has it). Without `organizationId`, only the caller's own events.
+ *   has it, rate-limited). Only events of the caller's organizations and the
+ *   caller's own events without organization; 503/500 with a fixed body when
+ *   the storage fails (the cause is logged, never sent).
  * - `GET {prefix}/health`: 200 with `bus.health()`, 503 when unhealthy.
+ * - `POST {prefix}/ingest` (with `routes.ingest`): CloudEvents 1.0 in structured,
+ *   binary or batch mode, validated against the catalog and stored once per `id`:
+ *   201 `{ event, duplicate: false }` (a batch: `{ events, duplicates }`),
+ *   200 for a repeat, 400 with `issues` (nothing stored), 401, 403, 409, 413, 415.
+ * - `GET {prefix}/metrics` (with `routes.metrics`): the Prometheus text, 503 when the source fails.
  *
  * Stops the bus in `onClose` (unless `stopOnClose: false`). It does not start it:
  * call `bus.start()` in the processes that run handlers.

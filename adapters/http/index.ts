@@ -1,7 +1,8 @@
 /**
- * Framework-neutral pieces of the Fastify and Express adapters: the
- * request-scoped publisher and the timeline and health routes. Internal: the
- * public names are re-exported by `@blawby/event-bus/fastify` and `/express`.
+ * Framework-neutral pieces of the Fastify, Express and Hono adapters: the
+ * request-scoped publisher and the timeline, health and ingest routes.
+ * Internal: the public names are re-exported by `@blawby/event-bus/fastify`,
+ * `/express` and `/hono`.
  *
  * @module
  */
@@ -25,3 +26,27 @@ export type {
   TimelineBody,
   TimelineRouteInput,
 } from './routes';
+export {
+  CLOUDEVENTS_BATCH_JSON,
+  CLOUDEVENTS_JSON,
+  INGEST_DEFAULT_BODY_LIMIT,
+  INGEST_DEFAULT_MAX_BATCH,
+  INGEST_MAX_ID_LENGTH,
+  INGEST_METADATA_KEY,
+  ingestRoute,
+  payloadTooLarge,
+  resolveIngestOptions,
+  unreadableBody,
+} from './ingest';
+export type {
+  IngestBody,
+  IngestedBatchBody,
+  IngestedBody,
+  IngestErrorBody,
+  IngestErrorCode,
+  IngestMetadata,
+  IngestOptions,
+  IngestRouteInput,
+} from './ingest';
+export { isMetricsSource, metricsRoute } from './metrics-route';
+export type { MetricsSource, TextResult } from './metrics-route';

@@ -1,12 +1,18 @@
 /**
  * The timeline and health routes as plain functions returning `{ status, body }`,
  * so that the Fastify and Express adapters only translate requests and replies.
+ * They never throw: every failure is an answer (see `route-errors.ts`).
  */
 import { EventBusError } from '@blawby/event-bus';
 import type { Catalog, EventBus, EventTypeOf, HealthReport, Logger, TimelinePage } from '@blawby/event-bus';
+import { AccessDeniedLimiter } from './access-denied-limiter';
 import type { RequestMetadata } from './request-events';
+import { errorResult, fail } from './route-errors';
+import type { HttpResult, RouteErrorBody } from './route-errors';
 import { parseTimelineQuery } from './timeline-query';
-import type { QueryIssue, RawQuery, TimelineQueryParams } from './timeline-query';
+import type { RawQuery } from './timeline-query';
+
+export type { HttpResult, RouteErrorBody, RouteErrorCode } from './route-errors';
 
 /** Who is calling, as the application's `authorize` hook says. */
 export interface Identity {
@@ -14,20 +20,6 @@ export interface Identity {
   actor: string;
   /** Organizations whose timeline the caller may read. */
   organizationIds: readonly string[];
-}
-
-/** A route's answer, before the framework sends it. */
-export interface HttpResult<B = unknown> {
-  status: number;
-  body: B;
-}
-
-/** Stable codes of the routes' error bodies. */
-export type RouteErrorCode = 'INVALID_QUERY' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'STORAGE_UNAVAILABLE';
-
-/** The body of every 4xx/5xx answer of the routes. */
-export interface RouteErrorBody {
-  error: { code: RouteErrorCode; message: string; issues?: QueryIssue[] };
 }
 
 /** The body of a successful timeline answer: events newest first, JSON-encoded (dates as ISO strings). */
@@ -50,66 +42,104 @@ export interface TimelineRouteInput {
   /** Method and path, recorded in `org.access_denied`. */
   method?: string;
   path?: string;
-  /** Where a failed `org.access_denied` publish is logged. */
+  /** Where failures are logged: a failed `org.access_denied` publish (warn), a 5xx answer's cause (error). */
   logger?: Logger;
 }
 
-function fail(status: number, code: RouteErrorCode, message: string, issues?: QueryIssue[]): HttpResult<RouteErrorBody> {
-  return { status, body: { error: issues ? { code, message, issues } : { code, message } } };
+/** One limiter per bus: the routes of every adapter mounted on a bus share its budget. */
+const accessDeniedLimiters = new WeakMap<object, AccessDeniedLimiter>();
+
+function accessDeniedLimiter(bus: object): AccessDeniedLimiter {
+  let limiter = accessDeniedLimiters.get(bus);
+  if (!limiter) {
+    limiter = new AccessDeniedLimiter();
+    accessDeniedLimiters.set(bus, limiter);
+  }
+  return limiter;
+}
+
+function isIdentity(value: unknown): value is Identity {
+  if (typeof value !== 'object' || value === null) return false;
+  const { actor, organizationIds } = value as Record<string, unknown>;
+  return (
+    typeof actor === 'string' &&
+    actor.length > 0 &&
+    Array.isArray(organizationIds) &&
+    organizationIds.every((id) => typeof id === 'string')
+  );
 }
 
 /**
  * `GET {prefix}/timeline`. Order of checks: identity (401), query (400),
- * organization membership (403). Scope of the answer:
+ * organization membership (403). The answer never leaves the caller's scope:
+ * events of the caller's `organizationIds`, and events without organization
+ * whose actor is the caller. Within it, `organizationId` (one of the caller's
+ * organizations), `actor`, `eventTypes`, `from` and `to` narrow the answer. An
+ * event stays with its organization: a caller who left one no longer sees
+ * their own events there.
  *
- * - with `organizationId` (one of the caller's organizations): that
- *   organization's events, by any actor unless `actor` narrows it;
- * - without `organizationId`: only the caller's own events (`actor` is the
- *   caller; asking for another actor is a 403).
+ * Never throws: a storage failure is a 400 (a query the storage cannot use),
+ * 503 (storage unreachable, bus stopping) or 500, with a fixed body; the cause
+ * goes to `input.logger`.
  */
 export async function timelineRoute<C extends Catalog>(
   bus: EventBus<C>,
   input: TimelineRouteInput,
 ): Promise<HttpResult<TimelineBody | RouteErrorBody>> {
-  const { identity } = input;
-  if (!identity) return fail(401, 'UNAUTHORIZED', 'Authentication required');
-
-  const parsed = parseTimelineQuery(bus.catalog, input.query);
-  if (!parsed.success) return fail(400, 'INVALID_QUERY', 'Invalid timeline query', parsed.issues);
-  const query: TimelineQueryParams = parsed.query;
-
-  if (query.organizationId !== undefined) {
-    if (!identity.organizationIds.includes(query.organizationId)) {
-      await publishAccessDenied(bus, identity, query.organizationId, input);
-      return fail(403, 'FORBIDDEN', 'Not a member of this organization');
-    }
-  } else if (query.actor !== undefined && query.actor !== identity.actor) {
-    return fail(403, 'FORBIDDEN', "Another actor's events can only be read within an organization");
-  } else {
-    query.actor = identity.actor;
-  }
-
   try {
-    const page = await bus.timeline({
-      ...query,
-      eventTypes: query.eventTypes as EventTypeOf<C>[] | undefined,
-    });
-    return { status: 200, body: { events: page.events, nextCursor: page.nextCursor } };
+    return await answerTimeline(bus, input);
   } catch (err) {
-    // A cursor the storage cannot read is the client's fault; anything else is the server's.
-    if (EventBusError.is(err, 'INVALID_OPTION')) {
-      return fail(400, 'INVALID_QUERY', 'Invalid timeline query', [
-        { path: ['cursor'], code: 'invalid_cursor', message: err.message },
-      ]);
-    }
-    throw err;
+    return errorResult(err, input.logger, 'timeline query');
   }
 }
 
+async function answerTimeline<C extends Catalog>(
+  bus: EventBus<C>,
+  input: TimelineRouteInput,
+): Promise<HttpResult<TimelineBody | RouteErrorBody>> {
+  const { identity } = input;
+  if (identity === null || identity === undefined) return fail(401, 'UNAUTHORIZED', 'Authentication required');
+  if (!isIdentity(identity)) {
+    input.logger?.error(
+      { route: 'timeline' },
+      'authorize returned an invalid identity: expected { actor: string, organizationIds: string[] } or null',
+    );
+    return fail(500, 'INTERNAL_ERROR', 'Internal error');
+  }
+
+  const parsed = parseTimelineQuery(bus.catalog, input.query);
+  if (!parsed.success) return fail(400, 'INVALID_QUERY', 'Invalid timeline query', parsed.issues);
+  const query = parsed.query;
+
+  if (query.organizationId !== undefined && !identity.organizationIds.includes(query.organizationId)) {
+    await publishAccessDenied(bus, identity, query.organizationId, input);
+    return fail(403, 'FORBIDDEN', 'Not a member of this organization');
+  }
+
+  const scope = { organizationIds: [...identity.organizationIds], actor: identity.actor };
+  const page = await bus.timeline({ ...query, eventTypes: query.eventTypes as EventTypeOf<C>[] | undefined, scope });
+  // The storage applies the scope; checking again costs a pass over one page and
+  // keeps a storage that ignores `scope` (a bug, or a third-party one) from leaking.
+  const members = new Set(scope.organizationIds);
+  const events = page.events.filter((e) =>
+    e.organizationId === undefined || e.organizationId === null ? e.actor === scope.actor : members.has(e.organizationId),
+  );
+  if (events.length < page.events.length) {
+    input.logger?.error(
+      { route: 'timeline', dropped: page.events.length - events.length },
+      'the storage returned timeline events outside the requested scope; they were left out',
+    );
+  }
+  return { status: 200, body: { events, nextCursor: page.nextCursor } };
+}
+
 /**
- * Publishes `org.access_denied` when the catalog has it. The payload carries
- * the usual fields of such a schema; a catalog whose schema refuses it gets a
- * logged warning, never a failed request.
+ * Publishes `org.access_denied` when the catalog has it, at most once per
+ * (caller, organization) a minute and ten times per caller a minute (see
+ * {@link AccessDeniedLimiter}): the caller picks the organization, so without
+ * a limit a 403 would let anyone write into any organization's log. The
+ * payload carries the usual fields of such a schema; a catalog whose schema
+ * refuses it gets a logged warning, never a failed request.
  */
 async function publishAccessDenied<C extends Catalog>(
   bus: EventBus<C>,
@@ -118,6 +148,7 @@ async function publishAccessDenied<C extends Catalog>(
   input: TimelineRouteInput,
 ): Promise<void> {
   if (!Object.hasOwn(bus.catalog, ACCESS_DENIED_EVENT)) return;
+  if (!accessDeniedLimiter(bus).allow(identity.actor, organizationId)) return;
   const payload: Record<string, unknown> = {
     organizationId,
     resource: TIMELINE_RESOURCE,

@@ -1,7 +1,10 @@
 /**
  * The timeline route's query string, validated with zod against the bus's
  * catalog. Strict: an unknown parameter (a typo such as `eventType=`) is a 400
- * rather than a filter silently ignored.
+ * rather than a filter silently ignored. It refuses up front what no storage
+ * can use, so such a query never reaches the database: NUL characters and lone
+ * surrogates (PostgreSQL's `text` cannot hold them), dates outside years
+ * 0001 to 9999, and cursors outside the shape every storage issues.
  */
 import { z } from 'zod';
 import type { Catalog } from '@blawby/event-bus';
@@ -36,13 +39,42 @@ export interface QueryIssue {
 /** Raw query as Fastify and Express parse it: repeated keys become arrays. */
 export type RawQuery = Record<string, unknown>;
 
-const id = z.string().trim().min(1).max(255);
+/**
+ * The instants `from`/`to` may name: years 0001 to 9999 in UTC. PostgreSQL has
+ * no year 0, and past 9999 `Date#toISOString` writes a six-digit year that it
+ * does not read; the range is narrower than the storages' on purpose, so that
+ * every storage accepts every query the route lets through.
+ */
+const EARLIEST = Date.parse('0001-01-01T00:00:00.000Z');
+const LATEST = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** Unpaired UTF-16 surrogates (with the `u` flag, a well-formed pair is one code point, not `Cs`). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** What PostgreSQL `text` can store: no NUL, no unpaired surrogate. */
+const storable = (value: string) => !value.includes('\u0000') && !LONE_SURROGATE.test(value);
+const STORABLE_MESSAGE = 'must not contain NUL characters or unpaired surrogates';
+
+const id = z.string().trim().min(1).max(255).refine(storable, STORABLE_MESSAGE);
 
 const instant = z
   .union([z.iso.datetime({ offset: true }), z.iso.date()], {
     error: 'expected an ISO 8601 date or date-time, e.g. 2025-01-31T12:00:00Z',
   })
-  .transform((value) => new Date(value));
+  .transform((value) => new Date(value))
+  .refine(
+    (date) => date.getTime() >= EARLIEST && date.getTime() <= LATEST,
+    'must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z',
+  );
+
+/**
+ * Every storage issues cursors of this shape (see `TimelinePage.nextCursor`),
+ * so anything else is refused here; the storage refuses the rest (a cursor of
+ * the right shape that it did not issue).
+ */
+const cursor = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,1024}$/, 'not a cursor returned by this timeline');
 
 const limit = z
   .string()
@@ -77,7 +109,7 @@ function schemaFor(catalog: Catalog) {
       actor: id.optional(),
       eventTypes: eventTypesOf(catalog).optional(),
       limit: limit.optional(),
-      cursor: z.string().min(1).max(1024).optional(),
+      cursor: cursor.optional(),
       from: instant.optional(),
       to: instant.optional(),
     })

@@ -426,3 +426,19 @@ describe('routes', () => {
     ]);
   });
 });
+
+describe('GET /events/metrics', () => {
+  it('serves the Prometheus text of what the app published', async () => {
+    const before = await fetch(`${baseUrl}/events/metrics`);
+    expect(before.status).toBe(200);
+    expect(before.headers.get('content-type')).toMatch(/^text\/plain/);
+    const published = (text: string) =>
+      Number(/^event_bus_events_published_total\{event_type="auth.user_signed_up"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    const n = published(await before.text());
+    const signup = await api('POST', '/auth/signup', { email: 'metrics@example.com', name: 'Metrics', password: 'long-enough-pw' });
+    expect(signup.status).toBe(201);
+    const after = await (await fetch(`${baseUrl}/events/metrics`)).text();
+    expect(published(after)).toBe(n + 1);
+    expect(after).toMatch(/^event_bus_unprocessed_events \d+$/m);
+  });
+});

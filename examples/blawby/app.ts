@@ -1,11 +1,12 @@
 /**
  * The Blawby Fastify application (seed section 5): the event bus plugin with
- * its timeline and health routes, then the feature routes. Unexpected errors
+ * its timeline, health and Prometheus metrics routes, then the feature routes. Unexpected errors
  * publish `system.error_occurred`; slow requests `system.performance_degraded`.
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { eventBusPlugin } from '@blawby/event-bus/fastify';
-import type { BlawbyBus } from './handlers/subscribe';
+import { eventBusMetrics } from '@blawby/event-bus/prometheus';
+import type { BlawbyBus } from './handlers/bus';
 import { findCaller } from './auth/sessions';
 import { authRoutes } from './routes/auth';
 import { billingRoutes } from './routes/billing';
@@ -32,7 +33,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(eventBusPlugin, {
     bus,
-    routes: { prefix: '/events', timeline: true, health: true },
+    routes: { prefix: '/events', timeline: true, health: true, metrics: eventBusMetrics(bus) },
     authorize: async (request) => {
       const caller = await findCaller(db, request);
       return caller ? { actor: caller.userId, organizationIds: [...caller.memberships.keys()] } : null;

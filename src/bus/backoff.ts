@@ -3,7 +3,7 @@
  * between 0 and the exponential cap), so that many failing deliveries do not
  * retry in lockstep.
  */
-import { EventBusError, NonRetryableError, type RetryAfterError } from '../errors';
+import { EventBusError, MAX_RETRY_AFTER_MS, NonRetryableError } from '../errors';
 
 /** A retry policy with every field set. */
 export interface ResolvedRetryPolicy {
@@ -20,7 +20,10 @@ export function backoffDelay(policy: ResolvedRetryPolicy, failedAttempt: number,
 
 /**
  * When to try again after `error` ended attempt `failedAttempt`, or `null` to
- * dead-letter: attempts used up, or a {@link NonRetryableError}.
+ * dead-letter: attempts used up, or a {@link NonRetryableError}. A
+ * `RetryAfterError` sets the wait exactly, not capped by `maxDelayMs`: the
+ * handler learned when the downstream takes requests again, and retrying
+ * sooner would only spend attempts.
  */
 export function nextAttemptAt(
   policy: ResolvedRetryPolicy,
@@ -31,7 +34,9 @@ export function nextAttemptAt(
   if (EventBusError.is(error, 'NON_RETRYABLE') || error instanceof NonRetryableError) return null;
   if (failedAttempt >= policy.attempts) return null;
   if (EventBusError.is(error, 'RETRY_AFTER')) {
-    return new Date(now + Math.min((error as RetryAfterError).delayMs, policy.maxDelayMs));
+    // Checked again here: the error may come from another installed copy of the package.
+    const ms = Number(error.delayMs);
+    return new Date(now + (ms > 0 ? Math.min(MAX_RETRY_AFTER_MS, ms) : 0));
   }
   return new Date(now + backoffDelay(policy, failedAttempt));
 }

@@ -1,14 +1,18 @@
 /**
- * The publish side's checks: the type must be in the catalog and the payload
- * must pass its schema; only then is an envelope built. Nothing here touches
- * storage, so bad input can never leave anything behind.
+ * The publish side's checks: the type must be in the catalog, the options
+ * well formed and the payload must pass its schema; only then is an envelope
+ * built. Payload and metadata become deep-frozen JSON snapshots (see
+ * `json-safe.ts`): what is stored is what was validated when `publish` was
+ * called. Nothing here touches storage, so bad input can never leave
+ * anything behind.
  */
 import type { Catalog, EventDefinition } from '../catalog';
 import type { BaseEvent, EventMetadata } from '../envelope';
-import { EventValidationError, UnknownEventTypeError } from '../errors';
+import { EventValidationError, InvalidOptionError, UnknownEventTypeError } from '../errors';
+import { jsonSnapshot, NotJsonSafe, snapshotParsed } from '../json-safe';
 import type { AppendInput } from '../ports/storage';
 import { uuidv7 } from '../uuidv7';
-import { checkPublishOptions } from './options';
+import { checkPublishOptions, checkStorableString } from './options';
 import type { PublishOptions } from './types';
 
 /** Bus-wide defaults of the metadata. */
@@ -17,37 +21,45 @@ export interface MetadataDefaults {
   environment: string;
 }
 
+/** Checks the bus's `source` and `environment` (at creation, not at the first publish). */
+export function metadataDefaults(source: unknown, environment: unknown): MetadataDefaults {
+  checkStorableString('source', source);
+  checkStorableString('environment', environment);
+  return { source: source as string, environment: environment as string };
+}
+
 /** Validates `payload` against the catalog and builds the append input for it. */
 export function buildEvent(
   catalog: Catalog,
   defaults: MetadataDefaults,
-  type: string,
+  type: unknown,
   payload: unknown,
   options: PublishOptions | undefined,
 ): AppendInput {
+  if (typeof type !== 'string') throw new InvalidOptionError('type', 'must be an event type name (a string)');
   const definition: EventDefinition | undefined = Object.hasOwn(catalog, type) ? catalog[type] : undefined;
   if (!definition) throw new UnknownEventTypeError(type);
+  if (options !== undefined) checkPublishOptions(options);
   const parsed = definition.payload.safeParse(payload);
   if (!parsed.success) throw new EventValidationError(type, parsed.error.issues);
 
   const now = Date.now();
-  const metadata: EventMetadata =
-    options?.metadata === undefined
-      ? { source: defaults.source, environment: defaults.environment }
-      : { source: defaults.source, environment: defaults.environment, ...stripUndefined(options.metadata) };
   const event: BaseEvent = {
     eventId: uuidv7(now),
     eventType: type,
     eventVersion: definition.version,
     timestamp: new Date(now),
-    payload: parsed.data,
-    metadata,
+    payload: snapshotPayload(definition, type, parsed.data),
+    // Left open at the top (publish middleware may add a traceparent); the storage freezes it.
+    metadata:
+      options?.metadata === undefined
+        ? { source: defaults.source, environment: defaults.environment }
+        : snapshotMetadata(defaults, options.metadata),
     processed: false,
     retryCount: 0,
   };
   if (options === undefined) return { event };
 
-  checkPublishOptions(options);
   if (options.actor !== undefined) event.actor = options.actor;
   if (options.actorType !== undefined) event.actorType = options.actorType;
   if (options.organizationId !== undefined) event.organizationId = options.organizationId;
@@ -58,10 +70,36 @@ export function buildEvent(
   return input;
 }
 
-function stripUndefined(metadata: Partial<EventMetadata>): Partial<EventMetadata> {
-  const out: Partial<EventMetadata> = {};
-  for (const key of Object.keys(metadata)) {
-    if (metadata[key] !== undefined) out[key] = metadata[key];
+/** One item of `publishMany`: refused with a coded error unless it is an object. */
+export function buildItem(
+  catalog: Catalog,
+  defaults: MetadataDefaults,
+  item: unknown,
+  index: number,
+): AppendInput {
+  if (typeof item !== 'object' || item === null) {
+    throw new InvalidOptionError(`items[${index}]`, 'must be an object { type, payload, options? }');
   }
-  return out;
+  const { type, payload, options } = item as { type?: unknown; payload?: unknown; options?: PublishOptions };
+  return buildEvent(catalog, defaults, type, payload, options);
+}
+
+function snapshotPayload(definition: EventDefinition, type: string, data: unknown): Record<string, unknown> {
+  try {
+    return snapshotParsed(definition.payload, data) as Record<string, unknown>;
+  } catch (err) {
+    if (!(err instanceof NotJsonSafe)) throw err;
+    // A zod-shaped issue, so callers handle it like any other validation failure. No value in it.
+    throw new EventValidationError(type, [{ code: 'custom', path: err.path, message: `not JSON-safe: ${err.reason}` }]);
+  }
+}
+
+function snapshotMetadata(defaults: MetadataDefaults, metadata: Partial<EventMetadata>): EventMetadata {
+  try {
+    const merged = jsonSnapshot({ source: defaults.source, environment: defaults.environment, ...metadata }, false);
+    return merged as EventMetadata;
+  } catch (err) {
+    if (!(err instanceof NotJsonSafe)) throw err;
+    throw new InvalidOptionError(['metadata', ...err.path].join('.'), `not JSON-safe: ${err.reason}`);
+  }
 }

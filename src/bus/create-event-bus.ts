@@ -2,7 +2,7 @@
  * `createEventBus`: wires the catalog, storage, transport, registry and
  * dispatcher into the {@link EventBus} of the public contract.
  */
-import type { Catalog } from '../catalog';
+import type { Catalog, EventTypeOf, PayloadInput, PayloadOf } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, InvalidOptionError, UnknownEventTypeError } from '../errors';
 import { silentLogger } from '../logger';
@@ -10,20 +10,25 @@ import type { AppendInput, AppendResult, Storage } from '../ports/storage';
 import type { Transport } from '../ports/transport';
 import { memoryStorage } from '../storage/memory-storage';
 import { inProcessTransport } from '../transport/in-process-transport';
-import { buildEvent, type MetadataDefaults } from './build-event';
-import { Dispatcher } from './dispatcher';
-import { Observers, observeBus, type BusObserver } from './observe';
-import { resolveDispatch, resolveHealth, resolveRetry } from './options';
+import { buildEvent, buildItem, metadataDefaults, type MetadataDefaults } from './build-event';
+import { Dispatcher, untilDeadline } from './dispatcher';
+import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
+import { MiddlewareStack, ObserverSet, runPublishChain } from './observe';
+import { checkDate, resolveDispatch, resolveHealth, resolveRetry, resolveStopTimeout } from './options';
+import { FirstFailureWarnings } from './failure-warning';
 import { SubscriberRegistry } from './registry';
 import { StatsCollector } from './stats';
 import type {
   BusStats,
+  CatalogEvent,
   DeadLetters,
   EventBus,
   EventBusOptions,
   HealthReport,
+  PublishItem,
   PublishOptions,
   ReplayOptions,
+  StopOptions,
   TimelineOptions,
 } from './types';
 
@@ -45,25 +50,27 @@ const MAX_PAGE = 1000;
  * ```
  */
 export function createEventBus<const C extends Catalog>(options: EventBusOptions<C>): EventBus<C> {
-  return new Bus(options) as unknown as EventBus<C>;
+  return new Bus(options);
 }
 
-class Bus<C extends Catalog> {
+class Bus<C extends Catalog> implements EventBus<C> {
   readonly catalog: C;
   readonly storage: Storage;
   readonly transport: Transport;
   readonly deadLetters: DeadLetters;
-  readonly [observeBus]: (observer: BusObserver) => () => void;
 
   private readonly defaults: MetadataDefaults;
   private readonly registry: SubscriberRegistry;
   private readonly dispatcher: Dispatcher;
   private readonly stats_ = new StatsCollector();
-  private readonly observers = new Observers();
+  private readonly observers: ObserverSet;
+  private readonly middleware = new MiddlewareStack<HandlerMiddleware>('middleware');
+  private readonly publishMiddleware = new MiddlewareStack<PublishMiddleware>('publishMiddleware');
   private readonly health_: ReturnType<typeof resolveHealth>;
   private readonly onError: ((error: unknown) => void) | undefined;
   private readonly logger;
   private stopping: Promise<void> | undefined;
+  private readonly shutdownTimeoutMs: number;
   /** Set once handlers have drained: publishing is refused from then on (handlers may still publish while draining). */
   private closed = false;
 
@@ -76,13 +83,15 @@ class Bus<C extends Catalog> {
     this.transport = options.transport ?? inProcessTransport();
     this.logger = options.logger ?? silentLogger;
     this.onError = options.onError;
-    this.defaults = {
-      source: options.source ?? 'api',
-      environment: options.environment ?? process.env.NODE_ENV ?? 'development',
-    };
+    this.defaults = metadataDefaults(options.source ?? 'api', options.environment ?? process.env.NODE_ENV ?? 'development');
+    this.observers = new ObserverSet((error, during) => this.report(error, during));
+    for (const observer of listOption(options.observers, 'observers')) this.observers.add(observer);
+    for (const mw of listOption(options.middleware, 'middleware')) this.middleware.add(mw);
+    for (const mw of listOption(options.publishMiddleware, 'publishMiddleware')) this.publishMiddleware.add(mw);
     const dispatch = resolveDispatch(options.dispatch);
     this.health_ = resolveHealth(options.health);
-    this.registry = new SubscriberRegistry(this.catalog, resolveRetry(options.retry), dispatch.concurrency);
+    this.registry = new SubscriberRegistry(this.catalog, resolveRetry(options.retry), dispatch.concurrency, dispatch.handlerTimeoutMs);
+    this.shutdownTimeoutMs = dispatch.shutdownTimeoutMs;
     this.dispatcher = new Dispatcher({
       catalog: this.catalog,
       storage: this.storage,
@@ -92,7 +101,9 @@ class Bus<C extends Catalog> {
       registry: this.registry,
       stats: this.stats_,
       observers: this.observers,
+      middleware: this.middleware,
       report: (error, during) => this.report(error, during),
+      ...(options.logger === undefined ? { failureWarnings: new FirstFailureWarnings() } : {}),
       publishCaused: (parent, type, payload, opts) => this.publishCaused(parent, type, payload, opts),
     });
     this.deadLetters = {
@@ -104,39 +115,34 @@ class Bus<C extends Catalog> {
       },
       discard: (id) => this.storage.discard(id),
     };
-    this[observeBus] = (observer) => this.observers.add(observer);
   }
 
-  async publish(type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
+  async publish<T extends EventTypeOf<C>>(
+    type: T,
+    payload: PayloadInput<C, T>,
+    options?: PublishOptions,
+  ): Promise<BaseEvent<T, PayloadOf<C, T>>> {
     this.assertOpen();
     const input = buildEvent(this.catalog, this.defaults, type, payload, options);
     const tx = options?.tx;
     this.assertTx(tx);
-    const result = await this.storage.append([input], {
-      tx,
-      claim: tx === undefined ? this.dispatcher.appendClaim() : undefined,
-    });
+    const result = await this.append([input], tx);
     this.afterAppend([input], result, tx);
-    return result.events[0]!;
+    // Validated against the schema of `type` just above.
+    return result.events[0]! as BaseEvent<T, PayloadOf<C, T>>;
   }
 
-  async publishMany(
-    items: readonly { type: string; payload: unknown; options?: Omit<PublishOptions, 'tx'> }[],
-    options?: { tx?: unknown },
-  ): Promise<BaseEvent[]> {
+  async publishMany(items: readonly PublishItem<C>[], options?: { tx?: unknown }): Promise<CatalogEvent<C>[]> {
     this.assertOpen();
     if (!Array.isArray(items)) throw new InvalidOptionError('items', 'publishMany takes an array');
     // Every item is checked before anything is stored: all or none.
-    const inputs = items.map((item) => buildEvent(this.catalog, this.defaults, item.type, item.payload, item.options));
+    const inputs = items.map((item, i) => buildItem(this.catalog, this.defaults, item, i));
     if (inputs.length === 0) return [];
     const tx = options?.tx;
     this.assertTx(tx);
-    const result = await this.storage.append(inputs, {
-      tx,
-      claim: tx === undefined ? this.dispatcher.appendClaim() : undefined,
-    });
+    const result = await this.append(inputs, tx);
     this.afterAppend(inputs, result, tx);
-    return result.events;
+    return result.events as CatalogEvent<C>[];
   }
 
   subscribe(
@@ -161,12 +167,21 @@ class Bus<C extends Catalog> {
     return this.dispatcher.idle(options?.timeoutMs);
   }
 
-  stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      await this.dispatcher.stop();
+  stop(options?: StopOptions): Promise<void> {
+    if (this.stopping) return this.stopping;
+    let timeoutMs: number;
+    try {
+      timeoutMs = resolveStopTimeout(options, this.shutdownTimeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const deadline = Date.now() + timeoutMs;
+    this.stopping = (async () => {
+      await this.dispatcher.stop(timeoutMs);
       this.closed = true;
-      await this.transport.close().catch((err) => this.report(err, 'close transport'));
-      await this.storage.close().catch((err) => this.report(err, 'close storage'));
+      // Closing is bounded by the same deadline (a hung connection must not hold a shutdown); it goes on in the background.
+      await untilDeadline(this.transport.close().catch((err) => this.report(err, 'close transport')), deadline);
+      await untilDeadline(this.storage.close().catch((err) => this.report(err, 'close storage')), deadline);
     })();
     return this.stopping;
   }
@@ -186,6 +201,7 @@ class Bus<C extends Catalog> {
     }
     this.checkTypes(options.eventTypes);
     checkRange(options.from, options.to);
+    if (options.scope !== undefined) checkScope(options.scope);
     return this.storage.timeline({ ...options, limit });
   }
 
@@ -208,6 +224,18 @@ class Bus<C extends Catalog> {
     return this.stats_.snapshot(this.dispatcher.inFlightCount);
   }
 
+  observe(observer: BusObserver): () => void {
+    return this.observers.add(observer);
+  }
+
+  use(middleware: HandlerMiddleware): () => void {
+    return this.middleware.add(middleware);
+  }
+
+  usePublish(middleware: PublishMiddleware): () => void {
+    return this.publishMiddleware.add(middleware);
+  }
+
   // --- internals ---
 
   private publishCaused(parent: BaseEvent, type: string, payload: unknown, options?: PublishOptions): Promise<BaseEvent> {
@@ -216,18 +244,39 @@ class Bus<C extends Catalog> {
       correlationId: parent.metadata.correlationId ?? parent.eventId,
       ...(parent.metadata.traceparent ? { traceparent: parent.metadata.traceparent } : {}),
     };
-    return this.publish(type, payload, { ...options, metadata: { ...links, ...options?.metadata } });
+    return this.publish(type as EventTypeOf<C>, payload as never, { ...options, metadata: { ...links, ...options?.metadata } });
+  }
+
+  /** Stores validated events, through the publish middleware when there is any. */
+  private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {
+    const store = () =>
+      this.storage.append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined });
+    const chain = this.publishMiddleware.list;
+    if (chain.length === 0) return store();
+    const events = inputs.map((input) => input.event);
+    const setMetadata = (event: Readonly<BaseEvent>, fields: Readonly<Record<string, string>>) => {
+      const at = events.indexOf(event as BaseEvent);
+      if (at < 0) throw new InvalidOptionError('event', 'setMetadata takes one of the events of this publish');
+      if (typeof fields !== 'object' || fields === null) throw new InvalidOptionError('fields', 'must be an object of strings');
+      for (const [key, value] of Object.entries(fields)) {
+        if (typeof value !== 'string') throw new InvalidOptionError(`metadata.${key}`, 'must be a string');
+      }
+      // The metadata is a frozen snapshot: replace it rather than change it.
+      events[at]!.metadata = Object.freeze({ ...events[at]!.metadata, ...fields });
+    };
+    return runPublishChain(chain, { events, inTransaction: tx !== undefined, setMetadata }, store);
   }
 
   private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown): void {
-    if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed);
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
       if (result.events[i]!.eventId !== input.event.eventId) continue; // a repeated idempotency key
       this.stats_.published(input.event.eventType);
-      if (this.observers.active) this.observers.emit({ kind: 'published', event: input.event });
+      if (this.observers.active) this.observers.emit('published', { event: input.event, inTransaction: tx !== undefined });
       if (input.deliverAt) this.dispatcher.scheduleAt(input.deliverAt.getTime());
     }
+    // After the loop, so that observers hear of the publish before its deliveries start.
+    if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed);
     // Inside a caller's transaction nothing is visible yet: the storage's watch
     // (e.g. NOTIFY on commit) or the poll finds it.
     if (tx !== undefined) return;
@@ -272,10 +321,22 @@ class Bus<C extends Catalog> {
   }
 }
 
+function checkScope(scope: TimelineOptions<Catalog>['scope']): void {
+  const { organizationIds, actor } = (scope ?? {}) as { organizationIds?: unknown; actor?: unknown };
+  if (!Array.isArray(organizationIds) || !organizationIds.every((id) => typeof id === 'string')) {
+    throw new InvalidOptionError('scope.organizationIds', 'must be an array of organization ids');
+  }
+  if (actor !== undefined && typeof actor !== 'string') throw new InvalidOptionError('scope.actor', 'must be a string');
+}
+
+function listOption<T>(value: readonly T[] | undefined, name: string): readonly T[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new InvalidOptionError(name, 'must be an array');
+  return value;
+}
+
 function checkRange(from: Date | undefined, to: Date | undefined): void {
   for (const [name, value] of [['from', from], ['to', to]] as const) {
-    if (value !== undefined && !(value instanceof Date && !Number.isNaN(value.getTime()))) {
-      throw new InvalidOptionError(name, 'must be a valid Date');
-    }
+    if (value !== undefined) checkDate(name, value);
   }
 }

@@ -13,19 +13,22 @@ import { hostname } from 'node:os';
 import pRetry from 'p-retry';
 import type { Catalog } from '../catalog';
 import type { BaseEvent } from '../envelope';
-import { EventBusError, NonRetryableError, toErrorInfo } from '../errors';
+import { EventBusError, HandlerTimeoutError, NonRetryableError, toErrorInfo, type ErrorInfo } from '../errors';
 import { SlotList } from '../collections/slot-list';
 import { childLogger, type Logger } from '../logger';
 import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim } from '../ports/storage';
 import type { Transport, TransportSubscription } from '../ports/transport';
 import { uuidv7 } from '../uuidv7';
 import { nextAttemptAt } from './backoff';
-import type { Observers } from './observe';
+import type { DeliveryObservation, DeliveryOutcomeKind, HandlerMiddleware } from './observation';
+import { runHandlerChain, type MiddlewareStack, type ObserverSet } from './observe';
 import type { ResolvedDispatch } from './options';
 import type { SubscriberRegistry, Subscription } from './registry';
 import type { StatsCollector } from './stats';
 import type { HandlerContext, PublishOptions } from './types';
 import { currentVersionOf } from './upcast';
+import type { FirstFailureWarnings } from './failure-warning';
+import { freezeEventData } from '../json-safe';
 
 /** The transport consumer group every dispatcher joins. */
 const DISPATCH_GROUP = 'event-bus.dispatch';
@@ -43,8 +46,11 @@ export interface DispatcherDeps {
   dispatch: ResolvedDispatch;
   registry: SubscriberRegistry;
   stats: StatsCollector;
-  observers: Observers;
+  observers: ObserverSet;
+  middleware: MiddlewareStack<HandlerMiddleware>;
   report: (error: unknown, during: string) => void;
+  /** Set when the bus has no logger: the first failure of each subscriber becomes a process warning. */
+  failureWarnings?: FirstFailureWarnings;
   publishCaused: (parent: BaseEvent, type: string, payload: unknown, options?: PublishOptions) => Promise<BaseEvent>;
 }
 
@@ -75,6 +81,13 @@ class RunningDelivery implements HandlerContext<Catalog> {
   slot = -1;
   /** Its concurrency slot was given back (the handler is done). */
   slotFreed = false;
+  /** `performance.now()` when the attempt started, and how long the handler ran (set when it returned or threw). */
+  startedAt = 0;
+  handlerMs = -1;
+  /** `performance.now()` past which the handler has run out of time. */
+  deadline = Infinity;
+  /** It ran out of time: the attempt was failed for it, and nothing it does later counts. */
+  timedOut = false;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private contextLogger: Logger | undefined;
@@ -155,6 +168,9 @@ export class Dispatcher {
   private settleWaiters: (() => void)[] = [];
   private liveClaim: ClaimOptions | undefined;
   private liveClaimVersion = -1;
+  /** One timer for all handler time limits, armed for the earliest running deadline. */
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private timeoutAt = Infinity;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.logger = deps.logger;
@@ -309,21 +325,32 @@ export class Dispatcher {
     }
   }
 
-  /** Stops claiming, waits for in-flight handlers (aborting them after the timeout) and gives back what is left. */
-  async stop(): Promise<void> {
+  /**
+   * Stops claiming, waits for in-flight handlers (aborting them near the end)
+   * and gives back what is left, all within `timeoutMs`: the last fifth (at
+   * most a second) is kept for aborted handlers to settle and for handing
+   * their claims back. Storage calls still running at the deadline go on in
+   * the background.
+   */
+  async stop(timeoutMs: number = this.deps.dispatch.shutdownTimeoutMs): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
+    const deadline = Date.now() + timeoutMs;
+    const grace = Math.min(1000, Math.floor(timeoutMs / 5));
     const wasRunning = this.state === 'running';
     this.state = 'stopping';
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (wasRunning) {
-      await this.transportSubscription?.unsubscribe().catch((err) => this.deps.report(err, 'transport unsubscribe'));
-      await this.unwatch?.().catch((err) => this.deps.report(err, 'storage unwatch'));
-      await this.releaseQueued();
-      await this.drain(this.deps.dispatch.shutdownTimeoutMs);
-      if (this.running.size > 0) await this.abortRunning();
+      const report = (during: string) => (err: unknown) => this.deps.report(err, during);
+      await untilDeadline(this.transportSubscription?.unsubscribe().catch(report('transport unsubscribe')), deadline);
+      await untilDeadline(this.unwatch?.().catch(report('storage unwatch')), deadline);
+      await untilDeadline(this.releaseQueued(), deadline);
+      await this.drain(deadline - grace - Date.now());
+      if (this.running.size > 0) await this.abortRunning(deadline, grace);
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
+    this.timeoutTimer = undefined;
     this.state = 'stopped';
     this.notifySettled();
   }
@@ -398,7 +425,10 @@ export class Dispatcher {
   private async execute(running: RunningDelivery): Promise<void> {
     const { delivery, sub } = running;
     const { storage, stats, observers } = this.deps;
-    const started = performance.now();
+    running.startedAt = performance.now();
+    running.deadline = running.startedAt + sub.timeoutMs;
+    if (running.deadline < this.timeoutAt) this.armTimeouts(running.deadline);
+    if (observers.active) observers.emit('deliveryStarted', { ...observationOf(delivery), startedAt: new Date() });
     let handled = false;
     try {
       if (delivery.attempt > sub.retry.attempts) {
@@ -406,35 +436,64 @@ export class Dispatcher {
           `Attempt ${delivery.attempt} exceeds the ${sub.retry.attempts} allowed: earlier attempts ended without an outcome (e.g. a crashed worker)`,
         );
       }
-      const event = currentVersionOf(this.deps.catalog, delivery.event);
+      // Read-only on every storage: one handler cannot change what another sees.
+      const event = freezeEventData(currentVersionOf(this.deps.catalog, delivery.event));
       let completed: boolean;
       if (sub.transactional) {
         completed = await this.runInTransaction(running, event);
       } else {
-        await sub.handler(event as never, running);
+        await this.invoke(running, event);
+        if (running.timedOut) return; // its attempt was already failed
+        running.handlerMs = performance.now() - running.startedAt;
         handled = true;
         this.freeSlot(running); // the next handler need not wait for this round trip
         completed = await storage.complete(delivery);
       }
       handled = true;
       if (!completed) {
-        running.lost = true;
+        this.leaseLost(running);
         running.logger.warn({}, 'delivery finished after its lease was taken over; its outcome was not recorded');
+        this.settled(running, 'lease-lost');
       } else {
-        stats.processed(delivery.event.eventType, performance.now() - started);
-        if (observers.active) {
-          observers.emit({ kind: 'succeeded', event, subscriber: sub.name, attempt: delivery.attempt, deliveryId: delivery.deliveryId });
-        }
+        stats.processed(delivery.event.eventType, running.handlerMs);
+        this.settled(running, 'succeeded');
       }
     } catch (err) {
+      if (running.timedOut) return; // its attempt was already failed
+      if (running.handlerMs < 0) running.handlerMs = performance.now() - running.startedAt;
       this.freeSlot(running);
-      if (handled) this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
-      else await this.settleFailure(running, err);
+      if (handled) {
+        this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
+        this.settled(running, 'unrecorded');
+      } else await this.settleFailure(running, err);
     } finally {
-      this.running.delete(running);
+      if (!running.timedOut) this.running.delete(running); // a timed-out one leaves once its failure is recorded
       this.freeSlot(running);
       if (this.settleWaiters.length > 0) this.notifySettled();
     }
+  }
+
+  /** Runs the handler, inside the middleware when there is any (no extra promise when there is none). */
+  private invoke(running: RunningDelivery, event: BaseEvent): Promise<void> | void {
+    const chain = this.deps.middleware.list;
+    if (chain.length === 0) return running.sub.handler(event as never, running);
+    return runHandlerChain(chain, running.sub.handler as never, event, running);
+  }
+
+  /** Tells the observers how an attempt ended (exactly once per started attempt). */
+  private settled(running: RunningDelivery, outcome: DeliveryOutcomeKind, error?: ErrorInfo, retryAt?: Date): void {
+    const { observers } = this.deps;
+    if (!observers.active) return;
+    const observation = { ...observationOf(running.delivery), outcome, durationMs: running.handlerMs };
+    observers.emit('deliverySettled', error === undefined ? observation : retryAt ? { ...observation, error, retryAt } : { ...observation, error });
+  }
+
+  /** Marks a delivery's lease as taken over, telling the observers the first time. */
+  private leaseLost(item: RunningDelivery | QueuedDelivery): void {
+    if (item.lost) return;
+    item.lost = true;
+    const { observers } = this.deps;
+    if (observers.active) observers.emit('leaseLost', { ...observationOf(item.delivery), running: item instanceof RunningDelivery });
   }
 
   /**
@@ -502,7 +561,10 @@ export class Dispatcher {
     try {
       return await storage.transaction(async (tx) => {
         running.tx = tx;
-        await running.sub.handler(event as never, running);
+        await this.invoke(running, event);
+        // Late: the attempt was failed already; roll the handler's writes back.
+        if (running.timedOut) throw new HandlerTimeoutError(running.subscriber, running.sub.timeoutMs);
+        running.handlerMs = performance.now() - running.startedAt;
         if (!(await storage.complete(running.delivery, { tx }))) {
           throw new EventBusError('LEASE_LOST', 'The lease was taken over; the transaction is rolled back');
         }
@@ -517,32 +579,42 @@ export class Dispatcher {
   private async settleFailure(running: RunningDelivery, err: unknown): Promise<void> {
     const { delivery, sub } = running;
     const { storage, stats, observers } = this.deps;
+    const error = toErrorInfo(err);
     try {
       if (running.stopping) {
         await storage.release(delivery);
+        this.settled(running, 'released', error);
         return;
       }
-      if (running.lost) return;
-      const error = toErrorInfo(err);
+      if (running.lost) {
+        this.settled(running, 'lease-lost', error);
+        return;
+      }
       const retryAt = nextAttemptAt(sub.retry, delivery.attempt, err);
       if (!(await storage.fail(delivery, { error, retryAt }))) {
+        this.leaseLost(running);
         running.logger.warn({ err: error }, 'delivery failed after its lease was taken over');
+        this.settled(running, 'lease-lost', error);
         return;
       }
-      const base = { event: delivery.event, subscriber: sub.name, attempt: delivery.attempt, deliveryId: delivery.deliveryId, error };
       if (retryAt) {
         stats.retried(delivery.event.eventType);
         running.logger.warn({ err: error, retryAt }, 'handler failed; will retry');
+        this.deps.failureWarnings?.handlerFailed(sub.name, delivery.event.eventType, delivery.attempt, error, retryAt);
         this.scheduleAt(retryAt.getTime());
-        if (observers.active) observers.emit({ kind: 'retrying', ...base, retryAt });
+        if (observers.active) observers.emit('retryScheduled', { ...observationOf(delivery), error, retryAt });
+        this.settled(running, 'retrying', error, retryAt);
       } else {
         stats.failed(delivery.event.eventType);
         running.logger.error({ err: error }, 'handler failed; delivery dead-lettered');
-        if (observers.active) observers.emit({ kind: 'dead-lettered', ...base });
+        this.deps.failureWarnings?.handlerFailed(sub.name, delivery.event.eventType, delivery.attempt, error, null);
+        if (observers.active) observers.emit('deadLettered', { ...observationOf(delivery), error });
+        this.settled(running, 'dead-lettered', error);
       }
     } catch (storageError) {
       // The outcome could not be recorded: the lease expires and the delivery runs again.
       this.deps.report(storageError, 'settle failure');
+      this.settled(running, 'unrecorded', error);
     }
   }
 
@@ -561,7 +633,7 @@ export class Dispatcher {
           r.leaseExpiresAt = until;
           continue;
         }
-        r.lost = true;
+        this.leaseLost(r);
         if (r instanceof RunningDelivery) {
           if (this.running.has(r)) r.abort(new EventBusError('LEASE_LOST', 'The lease of this delivery was taken over by another worker'));
         } else {
@@ -583,19 +655,56 @@ export class Dispatcher {
     while (this.running.size > 0 && Date.now() < deadline) await this.nextSettle(deadline - Date.now());
   }
 
-  private async abortRunning(): Promise<void> {
+  private async abortRunning(deadline: number, grace: number): Promise<void> {
     const reason = new EventBusError('BUS_STOPPED', 'The bus is stopping');
     const left = [...this.running];
     for (const r of left) {
       r.stopping = true;
       r.abort(reason);
     }
-    // Give aborted handlers a moment to settle, then hand their claims back.
-    await this.drain(Math.min(1000, this.deps.dispatch.shutdownTimeoutMs + 100));
-    for (const r of left) {
-      if (!this.running.has(r)) continue;
-      await this.deps.storage.release(r.delivery).catch((err) => this.deps.report(err, 'release'));
+    // Half the grace for aborted handlers to settle (they give their claims back), the rest to give back the others'.
+    await this.drain(deadline - grace / 2 - Date.now());
+    const releases = left
+      .filter((r) => this.running.has(r) && !r.timedOut)
+      .map((r) => this.deps.storage.release(r.delivery).catch((err) => this.deps.report(err, 'release')));
+    await untilDeadline(Promise.all(releases), deadline);
+  }
+
+  // --- handler time limits ---
+
+  /** (Re)arms the time-limit timer for `at` (a `performance.now()` time). */
+  private armTimeouts(at: number): void {
+    if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
+    this.timeoutAt = at;
+    this.timeoutTimer = setTimeout(() => this.checkTimeouts(), Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(at - performance.now()))));
+    this.timeoutTimer.unref();
+  }
+
+  /** Fails every handler past its deadline; re-arms for the next one. A scan per deadline, not a timer per delivery. */
+  private checkTimeouts(): void {
+    this.timeoutTimer = undefined;
+    this.timeoutAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const r of this.running) {
+      if (r.timedOut || r.handlerMs >= 0) continue; // the handler is done; its outcome's round trip is not limited
+      if (r.deadline <= now) this.timeOut(r);
+      else if (r.deadline < next) next = r.deadline;
     }
+    if (next < Infinity && this.state !== 'stopped') this.armTimeouts(next);
+  }
+
+  /** Aborts a handler past its time limit and fails its attempt now, whether or not the handler ever settles. */
+  private timeOut(running: RunningDelivery): void {
+    const error = new HandlerTimeoutError(running.subscriber, running.sub.timeoutMs);
+    running.timedOut = true;
+    running.handlerMs = performance.now() - running.startedAt;
+    running.abort(error);
+    this.freeSlot(running);
+    void this.settleFailure(running, error).finally(() => {
+      this.running.delete(running);
+      if (this.settleWaiters.length > 0) this.notifySettled();
+    });
   }
 
   private nextSettle(ms: number): Promise<void> {
@@ -614,5 +723,22 @@ export class Dispatcher {
     if (waiters.length === 0) return;
     this.settleWaiters = [];
     for (const resolve of waiters) resolve();
+  }
+}
+
+/** The fields every delivery observation shares. */
+function observationOf(delivery: ClaimedDelivery): DeliveryObservation {
+  return { event: delivery.event, subscriber: delivery.subscriber, deliveryId: delivery.deliveryId, attempt: delivery.attempt };
+}
+
+/** Waits for `work` until `deadline` (epoch ms) at most; what is still running goes on in the background. */
+export async function untilDeadline(work: Promise<unknown> | undefined, deadline: number): Promise<void> {
+  if (work === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+  try {
+    await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,5 +1,7 @@
 /** Defaults and checks of the bus's options: bad values fail at creation, with the option named. */
+import type { EventMetadata } from '../envelope';
 import { InvalidOptionError } from '../errors';
+import { isStorableString, UNSTORABLE_STRING } from '../json-safe';
 import type { ResolvedRetryPolicy } from './backoff';
 import type { DispatchOptions, HealthOptions, PublishOptions, RetryPolicy } from './types';
 
@@ -13,12 +15,31 @@ const DEFAULT_DISPATCH: ResolvedDispatch = {
   leaseMs: 30_000,
   pollIntervalMs: 1000,
   shutdownTimeoutMs: 10_000,
+  handlerTimeoutMs: 300_000,
 };
+
+/** The longest a timer may be armed for (Node's limit), so the longest handler time limit. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
 
 function positiveInt(option: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min) throw new InvalidOptionError(option, `must be an integer >= ${min}`);
   return value;
+}
+
+/** A handler time limit: an integer from 1 to {@link MAX_TIMEOUT_MS}. */
+export function resolveTimeout(option: string, value: number | undefined, fallback: number): number {
+  const ms = positiveInt(option, value, fallback);
+  if (ms > MAX_TIMEOUT_MS) throw new InvalidOptionError(option, `must be at most ${MAX_TIMEOUT_MS}`);
+  return ms;
+}
+
+/** The time limit of one `stop()`: `timeoutMs`, an integer >= 0, or the bus's `shutdownTimeoutMs`. */
+export function resolveStopTimeout(options: { timeoutMs?: number } | undefined, fallback: number): number {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidOptionError('options', 'must be an object (or left out)');
+  }
+  return positiveInt('timeoutMs', options?.timeoutMs, fallback, 0);
 }
 
 /** Merges `policy` over `base`, checking every field. */
@@ -46,6 +67,7 @@ export function resolveDispatch(options: DispatchOptions | undefined): ResolvedD
     leaseMs: positiveInt('dispatch.leaseMs', options?.leaseMs, d.leaseMs, 100),
     pollIntervalMs: positiveInt('dispatch.pollIntervalMs', options?.pollIntervalMs, d.pollIntervalMs, 1),
     shutdownTimeoutMs: positiveInt('dispatch.shutdownTimeoutMs', options?.shutdownTimeoutMs, d.shutdownTimeoutMs, 0),
+    handlerTimeoutMs: resolveTimeout('dispatch.handlerTimeoutMs', options?.handlerTimeoutMs, d.handlerTimeoutMs),
   };
   return resolved;
 }
@@ -60,25 +82,60 @@ export function resolveHealth(options: HealthOptions | undefined): Required<Heal
 
 const MAX_KEY_LENGTH = 200;
 
+/**
+ * The `deliverAt` range every storage can hold: years 0001 to 9999 (PostgreSQL's
+ * `timestamptz` reaches further, but not every driver writes years outside four digits).
+ */
+export const DELIVER_AT_RANGE = Object.freeze({
+  min: Date.parse('0001-01-01T00:00:00.000Z'),
+  max: Date.parse('9999-12-31T23:59:59.999Z'),
+});
+
+/** Throws {@link InvalidOptionError} unless `value` is a string PostgreSQL can store (no NUL, no unpaired surrogate). */
+export function checkStorableString(option: string, value: unknown): void {
+  if (typeof value !== 'string') throw new InvalidOptionError(option, 'must be a string');
+  if (!isStorableString(value)) throw new InvalidOptionError(option, UNSTORABLE_STRING);
+}
+
 function checkKey(option: string, value: unknown): void {
   if (value === undefined) return;
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_KEY_LENGTH) {
     throw new InvalidOptionError(option, `must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
   }
+  checkStorableString(option, value);
 }
 
-/** Checks the options of one publish; throws {@link InvalidOptionError} before anything is stored. */
+/** Throws {@link InvalidOptionError} unless `value` is a valid Date within {@link DELIVER_AT_RANGE}. */
+export function checkDate(option: string, value: unknown): void {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new InvalidOptionError(option, 'must be a valid Date');
+  const t = value.getTime();
+  if (t < DELIVER_AT_RANGE.min || t > DELIVER_AT_RANGE.max) {
+    throw new InvalidOptionError(option, 'must lie between the years 0001 and 9999 (what every storage can hold)');
+  }
+}
+
+/**
+ * Checks the options of one publish; throws {@link InvalidOptionError} before
+ * anything is stored. Strings must be ones PostgreSQL can store, on every
+ * storage alike, so a test on the memory storage fails where production would.
+ */
 export function checkPublishOptions(options: PublishOptions): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError('options', 'must be an object (or left out)');
+  }
   checkKey('idempotencyKey', options.idempotencyKey);
   checkKey('orderingKey', options.orderingKey);
   for (const field of ['actor', 'actorType', 'organizationId'] as const) {
-    const value = options[field];
-    if (value !== undefined && typeof value !== 'string') throw new InvalidOptionError(field, 'must be a string');
+    if (options[field] !== undefined) checkStorableString(field, options[field]);
   }
-  if (options.deliverAt !== undefined && !(options.deliverAt instanceof Date && !Number.isNaN(options.deliverAt.getTime()))) {
-    throw new InvalidOptionError('deliverAt', 'must be a valid Date');
-  }
-  if (options.metadata !== undefined && (typeof options.metadata !== 'object' || options.metadata === null)) {
-    throw new InvalidOptionError('metadata', 'must be an object');
+  if (options.deliverAt !== undefined) checkDate('deliverAt', options.deliverAt);
+  const metadata: unknown = options.metadata;
+  if (metadata !== undefined) {
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      throw new InvalidOptionError('metadata', 'must be an object');
+    }
+    const { source, environment } = metadata as Partial<EventMetadata>;
+    if (source !== undefined) checkStorableString('metadata.source', source);
+    if (environment !== undefined) checkStorableString('metadata.environment', environment);
   }
 }

@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog';
 import { EventBusError, InvalidOptionError, UnknownEventTypeError } from '../errors';
 import type { SubscriberRegistration } from '../ports/storage';
 import type { ResolvedRetryPolicy } from './backoff';
-import { resolveRetry } from './options';
+import { resolveRetry, resolveTimeout } from './options';
 import type { HandlerContext, SubscribeOptions } from './types';
 
 /** A registered subscriber of this process. */
@@ -14,6 +14,8 @@ export interface Subscription {
   retry: ResolvedRetryPolicy;
   concurrency: number;
   transactional: boolean;
+  /** Longest one attempt of its handler may run. */
+  timeoutMs: number;
   /** Its handlers running now in this process. */
   inFlight: number;
   /** Its deliveries claimed ahead, waiting in this process for a slot. */
@@ -32,6 +34,7 @@ export class SubscriberRegistry {
     private readonly catalog: Catalog,
     private readonly defaultRetry: ResolvedRetryPolicy,
     private readonly defaultConcurrency: number,
+    private readonly defaultTimeoutMs: number,
   ) {}
 
   add(pattern: string | readonly string[], handler: Subscription['handler'], options: SubscribeOptions): Subscription {
@@ -63,6 +66,7 @@ export class SubscriberRegistry {
       retry: resolveRetry(options.retry, this.defaultRetry, 'retry'),
       concurrency,
       transactional: options.transactional ?? false,
+      timeoutMs: resolveTimeout('timeoutMs', options.timeoutMs, this.defaultTimeoutMs),
       inFlight: 0,
       queued: 0,
     };

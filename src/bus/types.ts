@@ -17,8 +17,10 @@ import type {
   DeadLetterFilter,
   Storage,
   TimelinePage,
+  TimelineScope,
 } from '../ports/storage';
 import type { Transport } from '../ports/transport';
+import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
 
 /** Retry policy of a subscriber: exponential backoff with full jitter. */
 export interface RetryPolicy {
@@ -40,8 +42,19 @@ export interface DispatchOptions {
   leaseMs?: number;
   /** Look for due work at least this often even without a wake-up (default 1000 ms). */
   pollIntervalMs?: number;
-  /** On `stop()`, how long in-flight handlers may finish before their signal is aborted (default 10 000 ms). */
+  /**
+   * How long `stop()` may take when not given its own `timeoutMs` (default
+   * 10 000 ms): in-flight handlers get most of it, then their signal is
+   * aborted and their claims are given back, all within this time.
+   */
   shutdownTimeoutMs?: number;
+  /**
+   * Longest one handler attempt may run (default 300 000 ms, five minutes; at
+   * most 2 147 483 647): past it, `ctx.signal` is aborted with a
+   * `HandlerTimeoutError` and the attempt counts as failed (`HANDLER_TIMEOUT`),
+   * whether or not the handler stops. `subscribe(..., { timeoutMs })` overrides it.
+   */
+  handlerTimeoutMs?: number;
 }
 
 /** Health thresholds. */
@@ -62,7 +75,11 @@ export interface EventBusOptions<C extends Catalog> {
   storage?: Storage;
   /** What wakes dispatchers (default: `inProcessTransport()`). */
   transport?: Transport;
-  /** A pino logger (or anything with the same methods); silent when absent. */
+  /**
+   * A pino logger (or anything with the same methods). When absent, nothing is
+   * logged except the first failure of each subscriber, reported as a process
+   * warning (`EVENT_BUS_HANDLER_FAILED`); pass `silentLogger` for none at all.
+   */
   logger?: Logger;
   /** Default `metadata.source` (default `'api'`). */
   source?: string;
@@ -74,6 +91,12 @@ export interface EventBusOptions<C extends Catalog> {
   health?: HealthOptions;
   /** Called with errors of background work (claims, heartbeats, wake-ups); they are also logged. */
   onError?: (error: unknown) => void;
+  /** Observers registered from the start, as with `bus.observe()` (see docs/observing.md). */
+  observers?: readonly BusObserver[];
+  /** Handler middleware, outermost first, as with `bus.use()`. */
+  middleware?: readonly HandlerMiddleware[];
+  /** Publish middleware, outermost first, as with `bus.usePublish()`. */
+  publishMiddleware?: readonly PublishMiddleware[];
 }
 
 /** Options of one `publish`. */
@@ -120,7 +143,7 @@ export interface HandlerContext<C extends Catalog> {
   subscriber: string;
   /** The bus logger, bound to this delivery. */
   logger: Logger;
-  /** Aborted when the bus stops past its timeout, or when this worker lost the lease. */
+  /** Aborted when the bus stops past its timeout, when the handler ran past its `timeoutMs`, or when this worker lost the lease. */
   signal: AbortSignal;
   /** Publishes an event caused by this one (`causationId`, `correlationId` set). */
   publish: EventBus<C>['publish'];
@@ -134,6 +157,12 @@ export type Handler<C extends Catalog, P extends string> = (
   ctx: HandlerContext<C>,
 ) => Promise<void> | void;
 
+/** Options of `bus.stop()`. */
+export interface StopOptions {
+  /** Most milliseconds `stop()` may take, an integer >= 0 (default `dispatch.shutdownTimeoutMs`). */
+  timeoutMs?: number;
+}
+
 /** Options of `subscribe`. */
 export interface SubscribeOptions {
   /** Required, unique: delivery state, retries and dead letters are kept per name. */
@@ -144,6 +173,8 @@ export interface SubscribeOptions {
   concurrency?: number;
   /** Run the handler inside a storage transaction in which the delivery is marked done (`ctx.tx`). */
   transactional?: boolean;
+  /** Longest one attempt of this handler may run (default: the bus's `dispatch.handlerTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 /** Query of `bus.timeline()`; newest first. */
@@ -151,6 +182,8 @@ export interface TimelineOptions<C extends Catalog> {
   actor?: string;
   organizationId?: string;
   eventTypes?: readonly EventTypeOf<C>[];
+  /** Only events of these organizations, or without organization and by this actor (what one reader may see). */
+  scope?: TimelineScope;
   from?: Date;
   to?: Date;
   /** Page size (default 50, at most 1000). */
@@ -240,8 +273,12 @@ export interface EventBus<C extends Catalog> {
   start(): Promise<void>;
   /** Resolves when no delivery of this process's subscribers is in flight, due, or waiting on a retry. */
   idle(options?: { timeoutMs?: number }): Promise<void>;
-  /** Stops claiming, lets in-flight handlers finish (or aborts them after the timeout), closes (idempotent). */
-  stop(): Promise<void>;
+  /**
+   * Stops claiming, lets in-flight handlers finish (or aborts them and gives
+   * their claims back), closes; resolves within `timeoutMs` (default
+   * `dispatch.shutdownTimeoutMs`). Idempotent: a second call joins the first.
+   */
+  stop(options?: StopOptions): Promise<void>;
 
   /** Makes matching past events due again for the chosen subscribers; resolves with how many deliveries were scheduled. */
   replay(options?: ReplayOptions<C>): Promise<number>;
@@ -255,4 +292,11 @@ export interface EventBus<C extends Catalog> {
   health(): Promise<HealthReport>;
   /** This process's counters since the bus was created. */
   stats(): BusStats;
+
+  /** Registers an observer of publishes and deliveries; returns the function that removes it. */
+  observe(observer: BusObserver): () => void;
+  /** Adds handler middleware inside the existing ones (it wraps handler runs that start from now on); returns its removal. */
+  use(middleware: HandlerMiddleware): () => void;
+  /** Adds publish middleware inside the existing ones; returns its removal. */
+  usePublish(middleware: PublishMiddleware): () => void;
 }

@@ -34,7 +34,13 @@ export interface StorageCapabilities {
 export interface AppendInput {
   /** The complete, validated envelope. */
   event: BaseEvent;
-  /** A second append with the same key stores nothing and yields the first event. Scope: the whole storage. */
+  /**
+   * A second append with the same key stores nothing and yields the first
+   * event. Scope: the whole storage. A key repeated with another event type or
+   * organization (`undefined` counts as one) is refused with
+   * `IDEMPOTENCY_CONFLICT` and the whole append stores nothing: a key never
+   * hands one tenant another's event.
+   */
   idempotencyKey?: string;
   /** Deliveries of events with the same key reach each subscriber in append order. */
   orderingKey?: string;
@@ -133,18 +139,41 @@ export interface Backlog {
   scheduled: number;
 }
 
-/** Query of {@link Storage.timeline}. Results are newest first. */
+/**
+ * The events one reader may see at most (a tenant boundary, e.g. what the HTTP
+ * timeline route allows its caller): events of the listed organizations, by
+ * any actor, and events with no organization whose actor is `actor`. As SQL:
+ * `organization_id = ANY(organizationIds) OR (organization_id IS NULL AND actor = actor)`.
+ */
+export interface TimelineScope {
+  /** Organizations whose events are in scope; empty: none. */
+  organizationIds: readonly string[];
+  /** Events without an organization are in scope only if this is their actor; absent: none of them. */
+  actor?: string;
+}
+
+/**
+ * Query of {@link Storage.timeline}. Results are newest first. The filters
+ * combine with AND; `scope` narrows whatever the other filters select.
+ */
 export interface TimelineQuery {
   actor?: string;
   organizationId?: string;
   eventTypes?: readonly string[];
+  /** Only events inside this scope. */
+  scope?: TimelineScope;
   /** Inclusive lower bound on `timestamp`. */
   from?: Date;
   /** Exclusive upper bound on `timestamp`. */
   to?: Date;
   /** Page size, 1 to 1000. */
   limit: number;
-  /** `nextCursor` of the previous page. */
+  /**
+   * `nextCursor` of the previous page. A cursor this storage did not issue
+   * (wrong shape, or the right shape with values it cannot have written, such
+   * as an impossible timestamp) is refused with `InvalidOptionError` (option
+   * `cursor`) before any query runs.
+   */
   cursor?: string;
 }
 
@@ -152,7 +181,11 @@ export interface TimelineQuery {
 export interface TimelinePage {
   /** Newest first. */
   events: BaseEvent[];
-  /** Pass as `cursor` to get the next (older) page; `null` on the last page. */
+  /**
+   * Pass as `cursor` to get the next (older) page; `null` on the last page.
+   * Always 1 to 1024 characters of the base64url alphabet (`[A-Za-z0-9_-]`), so
+   * it travels unescaped in a URL and a route can refuse anything else unasked.
+   */
   nextCursor: string | null;
 }
 

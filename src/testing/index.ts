@@ -20,13 +20,18 @@
  */
 import type { Catalog, EventTypeOf } from '../catalog';
 import type { BaseEvent } from '../envelope';
-import { EventBusError } from '../errors';
+import { EventBusError, InvalidOptionError, type ErrorInfo } from '../errors';
 import { createEventBus } from '../bus/create-event-bus';
-import { observeBus, type BusObservation, type BusObserver } from '../bus/observe';
+import type { BusObserver, DeliverySettledObservation } from '../bus/observation';
 import type { CatalogEvent, EventBus, EventBusOptions } from '../bus/types';
 import { memoryStorage } from '../storage/memory-storage';
 
-export type { BusObservation } from '../bus/observe';
+/** What the `waitFor...` helpers watch: a publish, or an attempt's outcome (`kind` is the outcome). */
+export type BusObservation =
+  | { kind: 'published'; event: BaseEvent }
+  | { kind: 'succeeded'; event: BaseEvent; subscriber: string; attempt: number; deliveryId: string }
+  | { kind: 'retrying'; event: BaseEvent; subscriber: string; attempt: number; deliveryId: string; error: ErrorInfo; retryAt: Date }
+  | { kind: 'dead-lettered'; event: BaseEvent; subscriber: string; attempt: number; deliveryId: string; error: ErrorInfo };
 
 /**
  * A bus for tests: in-memory storage, in-process transport, and retries
@@ -42,12 +47,28 @@ export function createTestBus<const C extends Catalog>(options: EventBusOptions<
   });
 }
 
-function observe(bus: EventBus<Catalog>, observer: BusObserver): () => void {
-  const hook = (bus as unknown as { [observeBus]?: (o: BusObserver) => () => void })[observeBus];
-  if (typeof hook !== 'function') {
-    throw new EventBusError('INVALID_OPTION', 'Not a bus made by createEventBus of this package');
+/** The settlement as the helpers report it; outcomes other than these three are not waited for. */
+function outcomeOf(o: DeliverySettledObservation): BusObservation | undefined {
+  const base = { event: o.event, subscriber: o.subscriber, attempt: o.attempt, deliveryId: o.deliveryId };
+  if (o.outcome === 'succeeded') return { kind: 'succeeded', ...base };
+  if (o.outcome === 'retrying' && o.error && o.retryAt) return { kind: 'retrying', ...base, error: o.error, retryAt: o.retryAt };
+  if (o.outcome === 'dead-lettered' && o.error) return { kind: 'dead-lettered', ...base, error: o.error };
+  return undefined;
+}
+
+/** Watches publishes and outcomes through the bus's public `observe()`. */
+function observe(bus: EventBus<Catalog>, listener: (observation: BusObservation) => void): () => void {
+  if (typeof (bus as Partial<EventBus<Catalog>> | undefined)?.observe !== 'function') {
+    throw new InvalidOptionError('bus', 'not a bus made by createEventBus of this package');
   }
-  return hook(observer);
+  const observer: BusObserver = {
+    published: ({ event }) => listener({ kind: 'published', event }),
+    deliverySettled: (settled) => {
+      const outcome = outcomeOf(settled);
+      if (outcome) listener(outcome);
+    },
+  };
+  return bus.observe(observer);
 }
 
 /** Events a bus published since {@link captureEvents} was called. */

@@ -12,7 +12,8 @@ import type { Catalog, EventBus, Logger } from '@blawby/event-bus';
 import { eventBusMiddleware, eventBusRouter } from '@blawby/event-bus/express';
 import type { RequestEvents } from '@blawby/event-bus/express';
 import { httpRoutesSuite, suiteCatalog } from './http-routes.suite';
-import type { StartApp } from './http-routes.suite';
+import { ingestRoutesSuite } from './ingest-routes.suite';
+import type { IngestStartApp } from './ingest-routes.suite';
 
 async function listen(app: express.Express): Promise<{ server: Server; baseUrl: string }> {
   return new Promise((resolve, reject) => {
@@ -33,13 +34,18 @@ const errors: ErrorRequestHandler = (err, _req, res, next) => {
   next(err);
 };
 
-const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
+const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, metrics, ingest }) => {
   const entry = (level: string) => (_fields: Record<string, unknown>, msg?: string) => onLog({ level, msg: msg ?? '' });
   const logger: Logger = { debug: () => {}, info: () => {}, warn: entry('warn'), error: entry('error') };
   const app = express();
   app.use(express.json());
   app.use(eventBusMiddleware(bus));
-  const router = eventBusRouter(bus, { authorize: (req) => identify(req.get('authorization')), logger });
+  const router = eventBusRouter(bus, {
+    authorize: (req) => identify(req.get('authorization')),
+    logger,
+    ...(metrics ? { metrics } : {}),
+    ingest: ingest ?? false,
+  });
   app.use(prefix, router);
   // The suite's catalog is not the registered one, so widen req.events to any catalog.
   const events = (req: express.Request) => req.events as unknown as RequestEvents<Catalog>;
@@ -62,12 +68,13 @@ const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
   };
 };
 
-httpRoutesSuite('Express', startApp);
+httpRoutesSuite('Express', startApp, { metrics: true });
+ingestRoutesSuite('Express', startApp);
 
 describe('eventBusRouter and eventBusMiddleware (Express specifics)', () => {
   const newBus = () => createEventBus({ catalog: suiteCatalog, storage: memoryStorage() });
 
-  it('serves health by default and the timeline only with authorize', async () => {
+  it('serves health by default, the timeline only with authorize, and ingest only when asked', async () => {
     const bus = newBus();
     const app = express();
     const router = eventBusRouter(bus);
@@ -76,6 +83,12 @@ describe('eventBusRouter and eventBusMiddleware (Express specifics)', () => {
     try {
       expect((await fetch(`${baseUrl}/events/health`)).status).toBe(200);
       expect((await fetch(`${baseUrl}/events/timeline`)).status).toBe(404);
+      const ingest = await fetch(`${baseUrl}/events/ingest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents-batch+json' },
+        body: '[]',
+      });
+      expect(ingest.status).toBe(404);
     } finally {
       await closeServer(server);
       await router.close();
@@ -107,6 +120,7 @@ describe('eventBusRouter and eventBusMiddleware (Express specifics)', () => {
       }
     })();
     expect(EventBusError.is(err, 'INVALID_OPTION')).toBe(true);
+    expect(() => eventBusRouter(bus, { ingest: true })).toThrow(/ingest route needs an `authorize`/);
     expect(() => eventBusMiddleware(undefined as unknown as EventBus<Catalog>)).toThrow(/needs the event bus/);
   });
 

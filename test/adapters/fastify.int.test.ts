@@ -11,7 +11,8 @@ import type { Catalog, EventBus } from '@blawby/event-bus';
 import { eventBusPlugin } from '@blawby/event-bus/fastify';
 import type { RegisteredBus, RequestEvents } from '@blawby/event-bus/fastify';
 import { httpRoutesSuite, suiteCatalog } from './http-routes.suite';
-import type { StartApp } from './http-routes.suite';
+import { ingestRoutesSuite } from './ingest-routes.suite';
+import type { IngestStartApp } from './ingest-routes.suite';
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
@@ -35,11 +36,11 @@ function capturingLogger(onLog: (entry: { level: string; msg: string }) => void)
  */
 const registered = (bus: EventBus<Catalog>) => bus as unknown as RegisteredBus;
 
-const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
+const startApp: IngestStartApp = async ({ bus, identify, prefix, onLog, metrics, ingest }) => {
   const app = Fastify({ loggerInstance: capturingLogger(onLog), requestIdHeader: 'x-request-id' });
   await app.register(eventBusPlugin, {
     bus: registered(bus as unknown as EventBus<Catalog>),
-    routes: { prefix, timeline: true, health: true },
+    routes: { prefix, timeline: true, health: true, ...(metrics ? { metrics } : {}), ingest: ingest ?? false },
     authorize: async (request) => identify(request.headers.authorization),
   });
   // The suite's catalog is not the registered one, so widen request.events to any catalog.
@@ -61,7 +62,8 @@ const startApp: StartApp = async ({ bus, identify, prefix, onLog }) => {
   return { baseUrl: address, close: () => app.close() };
 };
 
-httpRoutesSuite('Fastify', startApp);
+httpRoutesSuite('Fastify', startApp, { metrics: true });
+ingestRoutesSuite('Fastify', startApp);
 
 /** What a promise-like rejects with (`undefined` if it resolves). */
 const rejection = (p: PromiseLike<unknown>) => Promise.resolve(p).then(() => undefined, (e: unknown) => e);
@@ -107,6 +109,46 @@ describe('eventBusPlugin (Fastify specifics)', () => {
     const missing = await rejection(other.register(eventBusPlugin, {} as never).ready());
     expect(EventBusError.is(missing, 'INVALID_OPTION')).toBe(true);
     await other.close();
+  });
+
+  it('adds no ingest route unless asked, and refuses one without authorize', async () => {
+    const app = Fastify();
+    await app.register(eventBusPlugin, { bus: registered(newBus()), routes: { health: true } });
+    const res = await app.inject({ method: 'POST', url: '/events/ingest', payload: '[]', headers: { 'content-type': 'application/cloudevents-batch+json' } });
+    expect(res.statusCode).toBe(404);
+    await app.close();
+    const other = Fastify();
+    const err = await rejection(other.register(eventBusPlugin, { bus: registered(newBus()), routes: { ingest: true } }).ready());
+    expect(EventBusError.is(err, 'INVALID_OPTION')).toBe(true);
+    await other.close();
+  });
+
+  it("keeps the application's parsers and error handler with ingest on", async () => {
+    const app = Fastify();
+    // Set before the routes, as Fastify's encapsulated error handlers want.
+    app.setErrorHandler((err, _request, reply) => reply.code(502).send({ handledBy: 'app', message: (err as Error).message }));
+    await app.register(eventBusPlugin, {
+      bus: registered(newBus()),
+      routes: { ingest: true },
+      authorize: () => {
+        throw new Error('session store down');
+      },
+    });
+    app.post('/echo', async (request) => request.body);
+    try {
+      const echo = await app.inject({ method: 'POST', url: '/echo', payload: { a: 1 } });
+      expect(echo.json()).toEqual({ a: 1 });
+      const ingest = await app.inject({
+        method: 'POST',
+        url: '/events/ingest',
+        payload: '[]',
+        headers: { 'content-type': 'application/cloudevents-batch+json' },
+      });
+      expect(ingest.statusCode).toBe(502);
+      expect(ingest.json()).toEqual({ handledBy: 'app', message: 'session store down' });
+    } finally {
+      await app.close();
+    }
   });
 
   it('leaves the bus running on close with stopOnClose: false', async () => {

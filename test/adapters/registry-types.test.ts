@@ -21,6 +21,8 @@ import { z } from 'zod';
 import { createEventBus, defineCatalog, defineEvent } from '@blawby/event-bus';
 import { eventBusPlugin } from '@blawby/event-bus/fastify';
 import { eventBusMiddleware, eventBusRouter } from '@blawby/event-bus/express';
+import { Hono } from 'hono';
+import * as hono from '@blawby/event-bus/hono';
 
 export const catalog = defineCatalog({
   'auth.user_signed_up': defineEvent({ version: '1.0.0', payload: z.object({ email: z.string() }) }),
@@ -66,6 +68,22 @@ export function expressApp() {
     res.json({ id: event.eventId });
   });
 }
+
+export function honoApp() {
+  const bus = createEventBus({ catalog });
+  const app = new Hono();
+  app.use(hono.eventBusMiddleware(bus));
+  app.route('/events', hono.eventBusRouter(bus, { authorize: () => null }));
+  // The registry types c.var.events in every Hono context, with no Env on the app.
+  app.get('/', async (c) => {
+    const event = await c.var.events.publish('auth.user_signed_up', { email: 'a@b.co' });
+    // @ts-expect-error not in the catalog
+    await c.var.events.publish('auth.user_teleported', {});
+    // @ts-expect-error payload of the wrong shape
+    await c.get('events').publish('auth.user_signed_up', { email: 42 });
+    return c.text(event.payload.email);
+  });
+}
 `;
 
 const plain = `${header}
@@ -79,6 +97,22 @@ export async function withoutRegistry() {
   });
   const router = eventBusRouter(bus);
   await router.close();
+  // Nothing registered: c.var.events is unknown until the app's Env names a catalog.
+  const plainHono = new Hono();
+  plainHono.use(hono.eventBusMiddleware(bus));
+  plainHono.get('/', (c) => {
+    // @ts-expect-error unknown without an Env
+    void c.var.events.metadata;
+    return c.text('ok');
+  });
+  const typedHono = new Hono<hono.EventBusEnv<typeof catalog>>();
+  typedHono.use(hono.eventBusMiddleware(bus));
+  typedHono.get('/', async (c) => {
+    const event = await c.var.events.publish('auth.user_signed_up', { email: 'a@b.co' });
+    // @ts-expect-error payload of the wrong shape
+    await c.var.events.publish('auth.user_signed_up', { email: 42 });
+    return c.text(event.payload.email);
+  });
   // @ts-expect-error the bus is required
   await app.register(eventBusPlugin, {});
 }
@@ -113,6 +147,7 @@ function diagnostics(file: string, source: string): string[] {
       '@blawby/event-bus': [join(root, 'src/index.ts')],
       '@blawby/event-bus/fastify': [join(root, 'adapters/fastify/index.ts')],
       '@blawby/event-bus/express': [join(root, 'adapters/express/index.ts')],
+      '@blawby/event-bus/hono': [join(root, 'adapters/hono/index.ts')],
     },
   };
   const program = ts.createProgram([path], options, host(options));
@@ -128,7 +163,7 @@ function diagnostics(file: string, source: string): string[] {
 describe('EventBusRegistry declaration merging', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('types fastify.events, request.events and req.events with the registered catalog', () => {
+  it('types fastify.events, request.events, req.events and c.var.events with the registered catalog', () => {
     expect(diagnostics('augmented.ts', augmented)).toEqual([]);
   }, 120_000);
 

@@ -233,16 +233,18 @@ export async function check(p: Plan, makeStorage: StorageFactory): Promise<Cover
   try {
     for (const s of p.steps) {
       if (s.kind === 'publish') {
-        const known = s.idempotencyKey === undefined ? undefined : seqOfIdempotencyKey.get(s.idempotencyKey);
-        const seq = nextSeq++;
         const type = TYPES[s.type]!;
+        // Keys are per event type: one reused across types is refused (IDEMPOTENCY_CONFLICT), not a repeat.
+        const key = s.idempotencyKey === undefined ? undefined : `${type}/${s.idempotencyKey}`;
+        const known = key === undefined ? undefined : seqOfIdempotencyKey.get(key);
+        const seq = nextSeq++;
         scriptOf.set(seq, s.scripts);
         const event = await bus().publish(
           type,
           { seq },
           {
             ...(s.orderingKey ? { orderingKey: s.orderingKey } : {}),
-            ...(s.idempotencyKey ? { idempotencyKey: s.idempotencyKey } : {}),
+            ...(key ? { idempotencyKey: key } : {}),
           },
         );
         if (known !== undefined) {
@@ -251,7 +253,7 @@ export async function check(p: Plan, makeStorage: StorageFactory): Promise<Cover
           continue;
         }
         expect(event.payload.seq).toBe(seq);
-        if (s.idempotencyKey) seqOfIdempotencyKey.set(s.idempotencyKey, seq);
+        if (key) seqOfIdempotencyKey.set(key, seq);
         seqOfEventId.set(event.eventId, seq);
         expectEvent(seq, type, s.scripts);
       } else if (s.kind === 'publishMany') {
@@ -355,7 +357,7 @@ export const FIXED_PLAN: Plan = {
     { kind: 'restart' },
     { kind: 'redrive', target: 'one', pick: 1 },
     { kind: 'publish', type: 1, idempotencyKey: 'i1', scripts: [[], [], []] },
-    { kind: 'publish', type: 0, idempotencyKey: 'i1', scripts: [[], [], []] },
+    { kind: 'publish', type: 1, idempotencyKey: 'i1', scripts: [[], [], []] },
     { kind: 'redrive', target: 'all', pick: 0 },
     { kind: 'redrive', target: 'subscriber', pick: 2 },
     { kind: 'publish', type: 2, scripts: [['non-retryable'], [], []] },

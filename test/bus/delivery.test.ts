@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NonRetryableError, RetryAfterError } from '../../src/index';
+import { MAX_RETRY_AFTER_MS, NonRetryableError, RetryAfterError } from '../../src/index';
 import { captureEvents, waitForDelivery } from '../../src/testing/index';
 import { signup, sleep, testBus } from './fixtures';
 
@@ -100,6 +100,25 @@ describe('delivery', () => {
     await bus.idle({ timeoutMs: 5000 });
     expect(times).toHaveLength(2);
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(280);
+    await bus.stop();
+  });
+
+  it('waits what RetryAfterError says even past maxDelayMs, and treats a negative or NaN delay as none', async () => {
+    const bus = testBus({ retry: { attempts: 4, minDelayMs: 1, maxDelayMs: 10 } });
+    const times: number[] = [];
+    const asks = [new RetryAfterError(NaN), new RetryAfterError(-50), new RetryAfterError(300)];
+    bus.subscribe('auth.user_logged_in', () => {
+      times.push(Date.now());
+      const ask = asks.shift();
+      if (ask) throw ask;
+    }, { name: 'rate-limited' });
+    await bus.start();
+    await bus.publish('auth.user_logged_in', { sessionId: 's' });
+    await bus.idle({ timeoutMs: 5000 });
+    expect(times).toHaveLength(4);
+    expect(times[3]! - times[2]!).toBeGreaterThanOrEqual(280);
+    expect(new RetryAfterError(1.2).delayMs).toBe(2);
+    expect(new RetryAfterError(Infinity).delayMs).toBe(MAX_RETRY_AFTER_MS);
     await bus.stop();
   });
 

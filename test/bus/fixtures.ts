@@ -1,7 +1,6 @@
-/** A small catalog shared by the bus tests, and a guard that fails a test that leaves a bus running. */
-import { afterEach, expect } from 'vitest';
+/** A small catalog shared by the bus tests. */
 import { z } from 'zod';
-import { defineCatalog, defineEvent, type EventBus, type Catalog } from '../../src/index';
+import { defineCatalog, defineEvent, type EventBus } from '../../src/index';
 import { createTestBus } from '../../src/testing/index';
 
 export const catalog = defineCatalog({
@@ -26,25 +25,9 @@ export const catalog = defineCatalog({
 
 export const signup = { email: 'ada@example.com', name: 'Ada', signupMethod: 'email' } as const;
 
-const running = new Set<EventBus<Catalog>>();
-
-/** A test bus that the guard below stops (and complains about) if the test forgot to. */
+/** A test bus over the shared catalog (test/setup/leak-guard.ts fails a test that leaves it running). */
 export function testBus(options: Partial<Parameters<typeof createTestBus<typeof catalog>>[0]> = {}): EventBus<typeof catalog> {
-  const bus = createTestBus({ catalog, ...options });
-  const stop = bus.stop.bind(bus);
-  running.add(bus as unknown as EventBus<Catalog>);
-  bus.stop = async () => {
-    running.delete(bus as unknown as EventBus<Catalog>);
-    await stop();
-  };
-  return bus;
+  return createTestBus({ catalog, ...options });
 }
-
-afterEach(async () => {
-  const leaked = [...running];
-  running.clear();
-  await Promise.all(leaked.map((bus) => bus.stop()));
-  expect(leaked.length, 'a test left a bus running: call bus.stop()').toBe(0);
-});
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -97,3 +97,66 @@ describe('publish', () => {
     expect(() => createEventBus({} as never)).toThrow(/catalog/);
   });
 });
+
+describe('publish refuses malformed input with a coded error, never a TypeError', () => {
+  const bad = ['nul\u0000byte', 'lone \ud800 surrogate', 'reversed \udc00\ud800 pair'];
+
+  it('refuses strings PostgreSQL cannot store, in the payload and in every stored option', async () => {
+    const bus = testBus();
+    for (const s of bad) {
+      const err = await bus.publish('auth.user_signed_up', { ...signup, name: s }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'EVENT_VALIDATION_FAILED', issues: [{ path: ['name'] }] });
+      expect((err as Error).message).not.toContain(s);
+      for (const option of ['actor', 'actorType', 'organizationId', 'idempotencyKey', 'orderingKey'] as const) {
+        await expect(bus.publish('auth.user_signed_up', signup, { [option]: s })).rejects.toMatchObject({
+          code: 'INVALID_OPTION',
+          option,
+        });
+      }
+      await expect(bus.publish('auth.user_signed_up', signup, { metadata: { requestId: s } })).rejects.toMatchObject({
+        code: 'INVALID_OPTION',
+        option: 'metadata.requestId',
+      });
+      await expect(bus.publish('auth.user_signed_up', signup, { metadata: { [`k${s}`]: 'v' } })).rejects.toMatchObject({
+        code: 'INVALID_OPTION',
+      });
+    }
+    expect(() => createEventBus({ catalog, source: 'a\u0000' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION', option: 'source' }));
+    // Astral characters (a valid surrogate pair) are fine.
+    const ok = await bus.publish('auth.user_signed_up', { ...signup, name: 'Ada 🦄' }, { actor: 'u🦄', metadata: { note: '🦄' } });
+    expect(ok.payload.name).toBe('Ada 🦄');
+    expect((await bus.timeline()).events).toHaveLength(1);
+    await bus.stop();
+  });
+
+  it('refuses a deliverAt outside the years 0001 to 9999, and invalid dates', async () => {
+    const bus = testBus();
+    for (const deliverAt of [new Date(Date.parse('0001-01-01T00:00:00Z') - 1), new Date(8.64e15), new Date(Date.parse('9999-12-31T23:59:59.999Z') + 1), new Date(NaN), '2026-01-01' as never]) {
+      await expect(bus.publish('auth.user_signed_up', signup, { deliverAt })).rejects.toMatchObject({
+        code: 'INVALID_OPTION',
+        option: 'deliverAt',
+      });
+    }
+    await expect(bus.timeline({ from: new Date(-8.64e15) })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'from' });
+    await expect(bus.replay({ to: new Date(8.64e15) })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'to' });
+    expect((await bus.timeline()).events).toHaveLength(0);
+    await bus.publish('auth.user_signed_up', signup, { deliverAt: new Date('9999-12-31T23:59:59.999Z') });
+    await bus.stop();
+  });
+
+  it('refuses null options, null metadata, a null item and a type that is not a string', async () => {
+    const bus = testBus();
+    await expect(bus.publish('auth.user_signed_up', signup, null as never)).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'options' });
+    await expect(bus.publish('auth.user_signed_up', signup, 'x' as never)).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'options' });
+    await expect(bus.publish('auth.user_signed_up', signup, { metadata: null as never })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'metadata' });
+    await expect(bus.publish('auth.user_signed_up', signup, { metadata: { source: 42 as never } })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'metadata.source' });
+    await expect(bus.publishMany([null as never])).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'items[0]' });
+    await expect(bus.publishMany([{ type: 'auth.user_logged_in', payload: { sessionId: 's' } }, 7 as never])).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'items[1]' });
+    await expect(bus.publishMany([{ type: 'auth.user_logged_in', payload: { sessionId: 's' }, options: null as never }])).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'options' });
+    for (const type of [42, Symbol('x'), null, undefined, { toString: () => 'auth.user_logged_in' }]) {
+      await expect(bus.publish(type as never, { sessionId: 's' } as never)).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'type' });
+    }
+    expect((await bus.timeline()).events).toHaveLength(0);
+    await bus.stop();
+  });
+});

@@ -10,7 +10,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BaseEvent } from '../../src/envelope';
-import type { AppendInput, ClaimOptions, Storage } from '../../src/ports/storage';
+import { EventBusError } from '../../src/errors';
+import type { InvalidOptionError } from '../../src/errors';
+import type { AppendInput, ClaimOptions, Storage, TimelineQuery } from '../../src/ports/storage';
 import { uuidv7 } from '../../src/uuidv7';
 
 /** A fresh, empty storage for one test, and how to dispose of it. */
@@ -42,6 +44,24 @@ export function makeEvent(type = 'auth.user_signed_up', overrides: Partial<BaseE
     retryCount: 0,
     ...overrides,
   };
+}
+
+/**
+ * Cursors in the base64url shape every storage issues that `issued`'s storage
+ * cannot have written: made-up text, every digit of `issued` turned into a 9
+ * (month 99, or a position past the newest event), and, when `issued` holds a
+ * date and time, the same cursor with an impossible date (February 30) or time
+ * (25:61:61).
+ */
+export function forgedCursors(issued: string): string[] {
+  const text = Buffer.from(issued, 'base64url').toString();
+  const variants = [
+    'not-a-cursor-at-all',
+    text.replace(/\d/g, '9'),
+    text.replace(/\d{4}-\d\d-\d\d/, '2025-02-30'),
+    text.replace(/\d\d:\d\d:\d\d/, '25:61:61'),
+  ];
+  return [...new Set(variants.filter((variant) => variant !== text))].map((v) => Buffer.from(v).toString('base64url'));
 }
 
 function input(type?: string, overrides: Partial<BaseEvent> = {}, extra: Omit<AppendInput, 'event'> = {}): AppendInput {
@@ -152,6 +172,98 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         const claimed = await storage.claim(claimFor('w1', ['a']));
         expect(claimed).toHaveLength(2);
         expect((await storage.timeline({ limit: 100 })).events).toHaveLength(2);
+      });
+
+      it('refuses a repeated idempotency key with another event type or organization, storing nothing of the append', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const first = input('auth.user_signed_up', { organizationId: 'org_1' }, { idempotencyKey: 'shared-key' });
+        await storage.append([first]);
+        const key = (overrides: Partial<BaseEvent>, type = 'auth.user_signed_up', idempotencyKey = 'shared-key') =>
+          input(type, overrides, { idempotencyKey });
+        const conflicts: [string, AppendInput[]][] = [
+          ['another organization', [key({ organizationId: 'org_2' })]],
+          ['another event type', [key({ organizationId: 'org_1' }, 'billing.payment_failed')]],
+          ['no organization', [key({ organizationId: undefined })]],
+          ['after a valid input of the same append', [input(), key({ organizationId: 'org_2' })]],
+          [
+            'twice in one append',
+            [key({ organizationId: 'org_1' }, 'auth.user_signed_up', 'batch-key'), key({ organizationId: 'org_2' }, 'auth.user_signed_up', 'batch-key')],
+          ],
+        ];
+        for (const [why, inputs] of conflicts) {
+          const err = await storage.append(inputs).then(() => undefined, (e: unknown) => e);
+          expect(EventBusError.is(err, 'IDEMPOTENCY_CONFLICT'), why).toBe(true);
+        }
+        expect((await storage.timeline({ limit: 100 })).events.map((e) => e.eventId)).toEqual([first.event.eventId]);
+        expect(await storage.claim(claimFor('w1', ['a']))).toHaveLength(1);
+        // The same organization and type (another actor, say) still gets the first event back.
+        const again = await storage.append([key({ organizationId: 'org_1', actor: 'user_2' })]);
+        expect(again.events[0]!.eventId).toBe(first.event.eventId);
+      });
+    });
+
+    describe('payload fidelity', () => {
+      it('gives back exactly the strings and JSON values it was given, in payload, metadata, actor, organization and keys', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        // Strings at the edges of what PostgreSQL stores: astral characters (surrogate pairs), escapes, JSON-looking text.
+        const text = 'Ada 🦄 "quoted" \\ back\\slash \n tab\t é 中文 {"not":"json"} \u007f';
+        const payload = { text, n: [0, -1.5, 2 ** 53 - 1, 1e-7], nested: { empty: {}, list: [], nil: null, yes: true } };
+        const appended = input('auth.user_signed_up', {
+          payload,
+          actor: `user ${text}`,
+          organizationId: `org ${text}`,
+          metadata: { source: 'test', environment: 'test', requestId: text, extra: { deep: [text] } },
+        }, { idempotencyKey: `key 🦄 ${counter}`, orderingKey: `order 🦄 ${counter}` });
+        await storage.append([appended]);
+        const [claimed] = await storage.claim(claimFor('w1', ['a']));
+        for (const event of [claimed!.event, (await storage.timeline({ limit: 10 })).events[0]!]) {
+          expect(event.payload).toEqual(payload);
+          expect(event.metadata).toEqual(appended.event.metadata);
+          expect(event.actor).toBe(`user ${text}`);
+          expect(event.organizationId).toBe(`org ${text}`);
+        }
+        const again = await storage.append([{ ...input('auth.user_signed_up', { organizationId: `org ${text}` }), idempotencyKey: appended.idempotencyKey }]);
+        expect(again.events[0]!.eventId).toBe(appended.event.eventId);
+      });
+
+      it('keeps payload and metadata as JSON carries them (a Date becomes its ISO string, undefined properties go)', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const at = new Date('2026-01-02T03:04:05.678Z');
+        await storage.append([input('auth.user_signed_up', {
+          payload: { at, gone: undefined, kept: 1 } as never,
+          metadata: { source: 'test', environment: 'test', at } as never,
+        })]);
+        const [claimed] = await storage.claim(claimFor('w1', ['a']));
+        expect(claimed!.event.payload).toEqual({ at: '2026-01-02T03:04:05.678Z', kept: 1 });
+        expect(Object.keys(claimed!.event.payload)).not.toContain('gone');
+        expect(claimed!.event.metadata.at).toBe('2026-01-02T03:04:05.678Z');
+      });
+
+      it('hands every reader its own envelope: changing one changes no other read', async () => {
+        await storage.register([
+          { name: 'a', patterns: ['*'] },
+          { name: 'b', patterns: ['*'] },
+        ]);
+        const { events } = await storage.append([input('auth.user_signed_up', { actor: 'user_1' })]);
+        events[0]!.actor = 'changed by the publisher';
+        const claimed = await storage.claim(claimFor('w1', ['a', 'b']));
+        expect(claimed).toHaveLength(2);
+        claimed[0]!.event.actor = 'changed by a handler';
+        expect(claimed[1]!.event.actor).toBe('user_1');
+        const page = await storage.timeline({ limit: 10 });
+        expect(page.events[0]!.actor).toBe('user_1');
+        page.events[0]!.actor = 'changed by a reader';
+        expect((await storage.timeline({ limit: 10 })).events[0]!.actor).toBe('user_1');
+      });
+
+      it('holds a deliverAt at both ends of the range the bus accepts (years 0001 and 9999)', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const past = input('auth.user_signed_up', {}, { deliverAt: new Date('0001-01-01T00:00:00.000Z') });
+        const future = input('auth.user_signed_up', {}, { deliverAt: new Date('9999-12-31T23:59:59.999Z') });
+        await storage.append([past, future]);
+        const claimed = await storage.claim(claimFor('w1', ['a']));
+        expect(claimed.map((d) => d.event.eventId)).toEqual([past.event.eventId]);
+        expect(await storage.backlog(['a'])).toEqual({ due: 0, leased: 1, retrying: 0, scheduled: 1 });
       });
     });
 
@@ -447,6 +559,56 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         expect(ranged.events.map((e) => e.timestamp.getTime())).toEqual([9, 8, 7, 6, 5].map((i) => base + i * 1000));
         const last = await storage.timeline({ limit: 25 });
         expect(last.nextCursor).toBeNull();
+      });
+
+      it('keeps a scoped timeline inside its organizations, plus its actor\'s events without organization', async () => {
+        const base = Date.now() - 100_000;
+        const rows: [actor: string, organizationId: string | undefined, type: string][] = [
+          ['user_a', 'org_1', 'auth.user_signed_up'],
+          ['user_b', 'org_1', 'auth.user_signed_up'],
+          ['user_a', 'org_2', 'auth.user_signed_up'], // an organization user_a has left
+          ['user_a', undefined, 'auth.user_signed_up'],
+          ['user_b', undefined, 'auth.user_signed_up'],
+          ['user_b', 'org_3', 'billing.payment_failed'],
+        ];
+        const inputs = rows.map(([actor, organizationId, type], i) =>
+          input(type, { actor, organizationId, timestamp: new Date(base + i * 1000) }),
+        );
+        await storage.append(inputs);
+        const newestFirst = (...indexes: number[]) => indexes.sort((x, y) => y - x).map((i) => inputs[i]!.event.eventId);
+        const ids = async (query: Omit<TimelineQuery, 'limit'>) =>
+          (await storage.timeline({ limit: 100, ...query })).events.map((e) => e.eventId);
+        const scope = { organizationIds: ['org_1', 'org_3'], actor: 'user_a' };
+
+        expect(await ids({ scope })).toEqual(newestFirst(0, 1, 3, 5));
+        expect(await ids({ scope, actor: 'user_a' })).toEqual(newestFirst(0, 3));
+        expect(await ids({ scope, actor: 'user_b' })).toEqual(newestFirst(1, 5));
+        expect(await ids({ scope, organizationId: 'org_2' })).toEqual([]);
+        expect(await ids({ scope, eventTypes: ['billing.payment_failed'] })).toEqual(newestFirst(5));
+        expect(await ids({ scope: { organizationIds: [] } })).toEqual([]);
+        expect(await ids({ scope: { organizationIds: [], actor: 'user_b' } })).toEqual(newestFirst(4));
+        expect(await ids({ scope: { organizationIds: ['org_2'] } })).toEqual(newestFirst(2));
+
+        const paged: string[] = [];
+        let cursor: string | undefined;
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await storage.timeline({ limit: 1, scope, ...(cursor ? { cursor } : {}) });
+          paged.push(...page.events.map((e) => e.eventId));
+          if (!page.nextCursor) break;
+          cursor = page.nextCursor;
+        }
+        expect(paged).toEqual(newestFirst(0, 1, 3, 5));
+      });
+
+      it('issues URL-safe cursors, and refuses with INVALID_OPTION a cursor it did not issue', async () => {
+        await storage.append([input(), input(), input()]);
+        const { nextCursor } = await storage.timeline({ limit: 1 });
+        expect(nextCursor).toMatch(/^[A-Za-z0-9_-]{1,1024}$/);
+        for (const cursor of ['', 'not a cursor', `${nextCursor}!`, ...forgedCursors(nextCursor!)]) {
+          const err = await storage.timeline({ limit: 1, cursor }).then(() => undefined, (e: unknown) => e);
+          expect(EventBusError.is(err, 'INVALID_OPTION'), cursor).toBe(true);
+          expect((err as InvalidOptionError).option, cursor).toBe('cursor');
+        }
       });
 
       it('replays matching processed events to the chosen subscribers only', async () => {

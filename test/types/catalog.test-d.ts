@@ -43,7 +43,7 @@ describe('catalog types', () => {
       invoiceId: string;
       amountCents: number;
       currency: string;
-      paidAt: Date;
+      paidAt: number;
     }>();
     expectTypeOf<PayloadOf<C, 'auth.user_signed_up'>>().toEqualTypeOf<{ email: string; name: string }>();
     // @ts-expect-error not an event type of the catalog

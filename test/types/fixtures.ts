@@ -15,7 +15,8 @@ export const catalog = defineCatalog({
       invoiceId: z.string(),
       amountCents: z.number().int(),
       currency: z.string().default('usd'),
-      paidAt: z.string().transform((s) => new Date(s)),
+      // Output in epoch milliseconds: payloads stay JSON-safe (a Date would not survive storage).
+      paidAt: z.string().transform((s) => Date.parse(s)),
     }),
   }),
   'org.created': defineEvent({ version: '1.0.0', payload: z.object({ orgId: z.string() }) }),

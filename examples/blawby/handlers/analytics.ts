@@ -4,19 +4,17 @@
  */
 import { EventType } from '../catalog';
 import type { AnalyticsTracker } from '../sinks/analytics';
-import { subscribeObserved, type AttemptObserver, type BlawbyBus } from './subscribe';
+import type { BlawbyBus } from './bus';
 
 /** Dependencies of {@link registerAnalyticsHandlers}. */
 export interface AnalyticsHandlerDeps {
   tracker: AnalyticsTracker;
-  observe?: AttemptObserver;
 }
 
 /** Registers the analytics subscribers; returns a function that unsubscribes them all. */
 export function registerAnalyticsHandlers(bus: BlawbyBus, deps: AnalyticsHandlerDeps): () => void {
   const offs = [
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       '*',
       async (event, ctx) => {
         await deps.tracker.track({
@@ -29,10 +27,8 @@ export function registerAnalyticsHandlers(bus: BlawbyBus, deps: AnalyticsHandler
         });
       },
       { name: 'analytics.track_all' },
-      deps.observe,
     ),
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.BILLING_ONBOARDING_COMPLETED,
       async (event, ctx) => {
         await deps.tracker.trackConversion({
@@ -45,7 +41,6 @@ export function registerAnalyticsHandlers(bus: BlawbyBus, deps: AnalyticsHandler
         });
       },
       { name: 'analytics.conversion' },
-      deps.observe,
     ),
   ];
   return () => offs.forEach((off) => off());

@@ -9,7 +9,7 @@
 import { NonRetryableError } from '@blawby/event-bus';
 import { EventType } from '../catalog';
 import type { EmailSender } from '../sinks/email';
-import { subscribeObserved, type AttemptObserver, type BlawbyBus } from './subscribe';
+import type { BlawbyBus } from './bus';
 
 /** Looks up whether a Stripe connected account has finished onboarding. */
 export interface OnboardingStatusLookup {
@@ -25,7 +25,6 @@ export interface EmailHandlerDeps {
   reminderDelayMs?: number;
   /** Base URL of the web app, for links in emails. */
   appUrl?: string;
-  observe?: AttemptObserver;
 }
 
 /** 24 hours, as in the seed. */
@@ -45,8 +44,7 @@ export function registerEmailHandlers(bus: BlawbyBus, deps: EmailHandlerDeps): (
   const appUrl = deps.appUrl ?? 'http://localhost:3000';
   const reminderDelayMs = deps.reminderDelayMs ?? DEFAULT_REMINDER_DELAY_MS;
   const offs = [
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.AUTH_USER_SIGNED_UP,
       async (event, ctx) => {
         const { email, name } = event.payload;
@@ -59,11 +57,9 @@ export function registerEmailHandlers(bus: BlawbyBus, deps: EmailHandlerDeps): (
         });
       },
       { name: 'email.welcome' },
-      deps.observe,
     ),
 
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.BILLING_PAYMENT_RECEIVED,
       async (event, ctx) => {
         const { customerEmail, amount, currency, paymentIntentId } = event.payload;
@@ -78,11 +74,9 @@ export function registerEmailHandlers(bus: BlawbyBus, deps: EmailHandlerDeps): (
         });
       },
       { name: 'email.payment_receipt' },
-      deps.observe,
     ),
 
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.BILLING_ONBOARDING_STARTED,
       async (event, ctx) => {
         const { accountId, email } = event.payload;
@@ -100,11 +94,9 @@ export function registerEmailHandlers(bus: BlawbyBus, deps: EmailHandlerDeps): (
         );
       },
       { name: 'email.schedule_onboarding_reminder' },
-      deps.observe,
     ),
 
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.BILLING_ONBOARDING_REMINDER_DUE,
       async (event, ctx) => {
         const { stripeAccountId, email } = event.payload;
@@ -122,7 +114,6 @@ export function registerEmailHandlers(bus: BlawbyBus, deps: EmailHandlerDeps): (
         });
       },
       { name: 'email.onboarding_reminder' },
-      deps.observe,
     ),
   ];
   return () => offs.forEach((off) => off());

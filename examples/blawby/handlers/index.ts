@@ -4,7 +4,8 @@
 import { registerAnalyticsHandlers, type AnalyticsHandlerDeps } from './analytics';
 import { registerEmailHandlers, type EmailHandlerDeps } from './email';
 import { registerInternalHandlers, type InternalHandlerDeps } from './internal';
-import type { AttemptObserver, BlawbyBus } from './subscribe';
+import { observeAttempts, type AttemptObserver } from './attempts';
+import type { BlawbyBus } from './bus';
 
 export { DEFAULT_REMINDER_DELAY_MS, formatAmount, registerEmailHandlers } from './email';
 export type { EmailHandlerDeps, OnboardingStatusLookup } from './email';
@@ -12,13 +13,12 @@ export { registerAnalyticsHandlers } from './analytics';
 export type { AnalyticsHandlerDeps } from './analytics';
 export { registerInternalHandlers } from './internal';
 export type { InternalHandlerDeps } from './internal';
-export { subscribeObserved } from './subscribe';
-export type { AttemptObserver, AttemptRecord, BlawbyBus } from './subscribe';
+export { observeAttempts } from './attempts';
+export type { AttemptObserver, AttemptRecord } from './attempts';
+export type { BlawbyBus } from './bus';
 
-/** Everything the handlers need. */
-export type HandlerDeps = Omit<EmailHandlerDeps, 'observe'> &
-  Omit<AnalyticsHandlerDeps, 'observe'> &
-  Omit<InternalHandlerDeps, 'observe'> & { observe?: AttemptObserver };
+/** Everything the handlers need, and who is told about their attempts (through `bus.observe`). */
+export type HandlerDeps = EmailHandlerDeps & AnalyticsHandlerDeps & InternalHandlerDeps & { observe?: AttemptObserver };
 
 /** Registers the email, analytics and internal notification handlers; returns a function that removes them. */
 export function registerHandlers(bus: BlawbyBus, deps: HandlerDeps): () => void {
@@ -27,5 +27,6 @@ export function registerHandlers(bus: BlawbyBus, deps: HandlerDeps): () => void 
     registerAnalyticsHandlers(bus, deps),
     registerInternalHandlers(bus, deps),
   ];
+  if (deps.observe) offs.push(observeAttempts(bus, deps.observe));
   return () => offs.forEach((off) => off());
 }

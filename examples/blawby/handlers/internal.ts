@@ -7,19 +7,17 @@
 import { EventType } from '../catalog';
 import type { Notifier } from '../sinks/slack';
 import { formatAmount } from './email';
-import { subscribeObserved, type AttemptObserver, type BlawbyBus } from './subscribe';
+import type { BlawbyBus } from './bus';
 
 /** Dependencies of {@link registerInternalHandlers}. */
 export interface InternalHandlerDeps {
   notifier: Notifier;
-  observe?: AttemptObserver;
 }
 
 /** Registers the internal notification subscribers; returns a function that unsubscribes them all. */
 export function registerInternalHandlers(bus: BlawbyBus, deps: InternalHandlerDeps): () => void {
   const offs = [
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.AUTH_USER_SIGNED_UP,
       async (event, ctx) => {
         await deps.notifier.notify(
@@ -36,10 +34,8 @@ export function registerInternalHandlers(bus: BlawbyBus, deps: InternalHandlerDe
         );
       },
       { name: 'internal.signup_alert' },
-      deps.observe,
     ),
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.BILLING_PAYMENT_FAILED,
       async (event, ctx) => {
         const { amount, currency, error, customerEmail } = event.payload;
@@ -53,10 +49,8 @@ export function registerInternalHandlers(bus: BlawbyBus, deps: InternalHandlerDe
         );
       },
       { name: 'internal.payment_failed_alert' },
-      deps.observe,
     ),
-    subscribeObserved(
-      bus,
+    bus.subscribe(
       EventType.BILLING_ONBOARDING_COMPLETED,
       async (event, ctx) => {
         await deps.notifier.notify(
@@ -69,7 +63,6 @@ export function registerInternalHandlers(bus: BlawbyBus, deps: InternalHandlerDe
         );
       },
       { name: 'internal.stripe_connected_alert' },
-      deps.observe,
     ),
   ];
   return () => offs.forEach((off) => off());

@@ -1,0 +1,289 @@
+/**
+ * The payload contract: payloads and metadata are JSON values, the form every
+ * storage keeps them in (PostgreSQL `jsonb`, a broker's message body), so a
+ * handler gets the same value on the first attempt in the publishing process
+ * as on a retry in another process after a restart.
+ *
+ * Two checks enforce it. `defineEvent` refuses a schema whose output cannot be
+ * JSON (`z.date()`, `z.bigint()`, `z.map()`, ...), naming the field and the
+ * alternative. `publish` turns the validated value into a deep-frozen JSON
+ * snapshot, refusing what no schema could rule out statically (`z.unknown()`
+ * holding `NaN`, a transform returning a `Date`) and the strings PostgreSQL
+ * cannot store (NUL, unpaired surrogates).
+ */
+import { UnsupportedSchemaError } from './errors';
+
+/** Zod types whose output is never JSON, with what to use instead. */
+const NOT_JSON: Readonly<Record<string, string>> = {
+  date: 'z.iso.datetime() (an ISO 8601 string) or z.number() (epoch milliseconds)',
+  bigint: 'z.string().regex(/^-?\\d+$/) or z.number().int() (exact up to 2^53)',
+  map: 'z.record(keySchema, valueSchema) or z.array(z.tuple([key, value]))',
+  set: 'z.array(itemSchema) (with a .refine() for uniqueness if needed)',
+  symbol: 'z.string() or z.enum([...])',
+  nan: 'z.number() or z.null()',
+  undefined: '.optional() on the field (or drop the field)',
+  void: '.optional() on the field (or drop the field)',
+  function: 'data only: a payload cannot carry a function',
+  promise: 'the resolved value\'s schema (await before publishing)',
+  file: 'z.string() holding a URL or a storage key',
+};
+
+interface ZodInternals {
+  type: string;
+  [key: string]: unknown;
+}
+
+function defOf(schema: unknown): ZodInternals | undefined {
+  return (schema as { _zod?: { def?: ZodInternals } } | null)?._zod?.def;
+}
+
+/** Schemas checked so far: `true` when every object and array of their output is made by zod's parse. */
+const freshOutput = new WeakMap<object, boolean>();
+
+/**
+ * Throws an {@link UnsupportedSchemaError} when `schema` can output a value
+ * that is not JSON. Transforms and custom checks are not visible statically:
+ * their output is checked at publish by {@link snapshotParsed}.
+ */
+export function assertJsonSafeSchema(schema: unknown): void {
+  if (typeof schema === 'object' && schema !== null && !freshOutput.has(schema)) {
+    freshOutput.set(schema, walkSchema(schema, 'payload', new Map(), false));
+  }
+}
+
+/**
+ * Walks a schema for types JSON cannot carry; returns whether its output is
+ * fresh, i.e. every object and array in it is one zod's parse just made (no
+ * `z.unknown()`, `z.any()`, transform, custom, catch-all or non-primitive
+ * default, which may hand back the caller's or the schema's own objects).
+ */
+function walkSchema(schema: unknown, path: string, seen: Map<unknown, boolean | null>, inUnion: boolean): boolean {
+  const def = defOf(schema);
+  if (!def) return false;
+  const known = seen.get(schema);
+  if (known !== undefined) return known ?? true; // null: a recursive schema, decided where it started
+  seen.set(schema, null);
+  const fresh = walkDef(def, path, seen, inUnion);
+  seen.set(schema, fresh);
+  return fresh;
+}
+
+function walkDef(def: ZodInternals, path: string, seen: Map<unknown, boolean | null>, inUnion: boolean): boolean {
+  const type = def.type;
+  if (type in NOT_JSON && !(inUnion && (type === 'undefined' || type === 'void'))) {
+    throw new UnsupportedSchemaError(path, type, NOT_JSON[type]!);
+  }
+  const walk = (inner: unknown, at: string, union = false) => walkSchema(inner, at, seen, union);
+  switch (type) {
+    case 'object': {
+      const shape = def.shape as Record<string, unknown>;
+      let fresh = true;
+      for (const key of Object.keys(shape)) fresh = walk(shape[key], `${path}.${key}`) && fresh;
+      return (def.catchall === undefined || walk(def.catchall, `${path}[string]`)) && fresh;
+    }
+    case 'array':
+      return walk(def.element, `${path}[]`);
+    case 'tuple': {
+      let fresh = true;
+      (def.items as unknown[]).forEach((item, i) => (fresh = walk(item, `${path}[${i}]`) && fresh));
+      return (def.rest == null || walk(def.rest, `${path}[]`)) && fresh;
+    }
+    case 'record':
+      return walk(def.valueType, `${path}[string]`);
+    case 'union': {
+      let fresh = true;
+      for (const option of def.options as unknown[]) fresh = walk(option, path, true) && fresh;
+      return fresh;
+    }
+    case 'intersection':
+      return walk(def.left, path) && walk(def.right, path);
+    case 'pipe':
+      // What is stored is the output: only the output side must be JSON (a codec's runtime side included).
+      return walk(def.out, path);
+    case 'lazy':
+      return walk((def.getter as () => unknown)(), path, inUnion);
+    case 'literal':
+      for (const value of def.values as unknown[]) {
+        if (typeof value === 'bigint') throw new UnsupportedSchemaError(path, 'literal', 'a string or number literal');
+      }
+      return true;
+    case 'optional':
+    case 'nullable':
+    case 'readonly':
+    case 'nonoptional':
+      return walk(def.innerType, path, inUnion);
+    case 'default':
+    case 'prefault': {
+      const inner = walk(def.innerType, path, inUnion);
+      const value = def.defaultValue;
+      return inner && (typeof value !== 'object' || value === null);
+    }
+    case 'catch':
+      walk(def.innerType, path, inUnion);
+      return false;
+    case 'string':
+    case 'number':
+    case 'int':
+    case 'boolean':
+    case 'null':
+    case 'enum':
+    case 'template_literal':
+    case 'never':
+    case 'success':
+    case 'undefined':
+    case 'void':
+      return true;
+    default:
+      // unknown, any, transform, custom, and types zod may add: JSON is checked at publish, by copying.
+      return false;
+  }
+}
+
+/** Why a value is not a JSON value this library can store, and where. */
+export class NotJsonSafe extends Error {
+  /** Path segments from the root of the checked value. */
+  readonly path: (string | number)[] = [];
+
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** Deeper than this is refused (and is how a cycle ends). */
+const MAX_DEPTH = 256;
+
+/** True when PostgreSQL can store `s` in `text` and `jsonb`: no NUL character, no unpaired surrogate. */
+export function isStorableString(s: string): boolean {
+  // isWellFormed first: it flattens a concatenated string, which makes the NUL search cheap.
+  return (s as string & { isWellFormed(): boolean }).isWellFormed() && !s.includes('\u0000');
+}
+
+/** What {@link isStorableString} refuses, as a message. */
+export const UNSTORABLE_STRING = 'contains a NUL character or an unpaired surrogate, which PostgreSQL cannot store';
+
+/**
+ * A deep-frozen copy of `value` as JSON would carry it: plain objects, arrays,
+ * storable strings, finite numbers, booleans and `null`. Object properties
+ * that are `undefined` are left out (as `JSON.stringify` does). Anything else
+ * (`NaN`, `Infinity`, a `BigInt`, a `Date`, a `Map`, a class instance, a
+ * function, `undefined` in an array, a cycle) throws {@link NotJsonSafe}
+ * with the path to it. One pass: the copy is the snapshot that is stored,
+ * so the caller's later changes to its own object change nothing.
+ *
+ * With `freezeRoot: false` the top-level object stays open (for metadata,
+ * which publish middleware may add a `traceparent` to before it is stored).
+ */
+export function jsonSnapshot(value: unknown, freezeRoot = true): unknown {
+  if (!freezeRoot && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    return copyObject(value as Record<string, unknown>, 1, true, false);
+  }
+  return copy(value, 0, true);
+}
+
+/**
+ * The snapshot of a payload `schema` just parsed. When the schema's output
+ * is fresh (see `walkSchema`: nothing in it is shared with the caller), the
+ * parsed value is checked and frozen in place, which costs about a fifth of
+ * a copy; otherwise it is copied as {@link jsonSnapshot} does.
+ */
+export function snapshotParsed(schema: object, value: unknown): unknown {
+  let fresh = freshOutput.get(schema);
+  if (fresh === undefined) {
+    assertJsonSafeSchema(schema); // a definition made without defineEvent
+    fresh = freshOutput.get(schema)!;
+  }
+  return copy(value, 0, !fresh);
+}
+
+function copy(value: unknown, depth: number, copying: boolean): unknown {
+  switch (typeof value) {
+    case 'string':
+      if (!isStorableString(value)) throw new NotJsonSafe(UNSTORABLE_STRING);
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) throw new NotJsonSafe(`${value} is not a JSON number`);
+      return value;
+    case 'boolean':
+      return value;
+    case 'object':
+      if (value === null) return null;
+      if (depth >= MAX_DEPTH) throw new NotJsonSafe(`nested deeper than ${MAX_DEPTH} levels (or a cycle)`);
+      return Array.isArray(value)
+        ? copyArray(value, depth + 1, copying)
+        : copyObject(value as Record<string, unknown>, depth + 1, copying, true);
+    case 'undefined':
+      throw new NotJsonSafe('undefined is not a JSON value (in an array it would become null)');
+    default:
+      throw new NotJsonSafe(`a ${typeof value} is not a JSON value`);
+  }
+}
+
+function copyArray(array: unknown[], depth: number, copying: boolean): unknown[] {
+  const out = copying ? new Array<unknown>(array.length) : array;
+  for (let i = 0; i < array.length; i++) {
+    try {
+      out[i] = copy(array[i], depth, copying);
+    } catch (err) {
+      throw at(err, i);
+    }
+  }
+  return Object.freeze(out) as unknown[];
+}
+
+function copyObject(
+  object: Record<string, unknown>,
+  depth: number,
+  copying: boolean,
+  freeze: boolean,
+): Record<string, unknown> {
+  const proto = Object.getPrototypeOf(object) as unknown;
+  if (proto !== Object.prototype && proto !== null) {
+    const kind = (object.constructor as { name?: string } | undefined)?.name || 'non-plain object';
+    throw new NotJsonSafe(`a ${kind} is not a JSON value`);
+  }
+  const out: Record<string, unknown> = copying ? {} : object;
+  for (const key in object) {
+    const item = object[key];
+    if (item === undefined) {
+      if (!copying) delete out[key]; // as JSON leaves it out (an optional field zod kept as undefined)
+      continue;
+    }
+    try {
+      if (!isStorableString(key)) throw new NotJsonSafe(`a key ${UNSTORABLE_STRING}`);
+      const copied = copy(item, depth, copying);
+      // An own "__proto__" key (JSON.parse makes them) must stay data, not become the prototype.
+      if (key === '__proto__') Object.defineProperty(out, key, { value: copied, enumerable: true, writable: true, configurable: true });
+      else out[key] = copied;
+    } catch (err) {
+      throw at(err, key);
+    }
+  }
+  return freeze ? Object.freeze(out) : out;
+}
+
+function at(err: unknown, segment: string | number): unknown {
+  if (err instanceof NotJsonSafe) err.path.unshift(segment);
+  return err;
+}
+
+/**
+ * Deep-freezes a value in place (one read back from a storage, or metadata
+ * after publish middleware), skipping subtrees that are frozen already (the
+ * snapshots above are frozen all the way down).
+ */
+export function freezeJson<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  for (const key in value) freezeJson((value as Record<string, unknown>)[key]);
+  return Object.freeze(value);
+}
+
+/**
+ * The event with its payload and metadata deep-frozen in place: every handler
+ * gets a read-only event on every storage (the memory storage shares one
+ * frozen snapshot between deliveries; others read a fresh copy per delivery).
+ */
+export function freezeEventData<E extends { payload: unknown; metadata: unknown }>(event: E): E {
+  freezeJson(event.payload);
+  freezeJson(event.metadata);
+  return event;
+}
