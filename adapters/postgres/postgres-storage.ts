@@ -156,6 +156,8 @@ interface AppendCallResult {
   events: BaseEvent[];
   /** Events appended that are due now for some subscriber. */
   due: number;
+  /** The call reused an idempotency key for another event type or organization: nothing of it was stored. */
+  conflict?: true;
 }
 
 class PgStorage implements PostgresStorage {
@@ -225,19 +227,27 @@ class PgStorage implements PostgresStorage {
     // `options.claim` is not used: an event becomes readable only once every older
     // transaction has ended, so handing it out from its own statement could let an
     // older event that commits later fall behind the head.
+    if (result.conflict) {
+      throw new EventBusError(
+        'IDEMPOTENCY_CONFLICT',
+        'This idempotency key was already used for an event of another type or organization; nothing was stored',
+      );
+    }
     return { events: result.events, claimed: [], unclaimed: result.due };
   }
 
   private async appendMany(executor: Executor, calls: (readonly AppendInput[])[]): Promise<AppendCallResult[]> {
     const rows: q.AppendRow[] = [];
-    for (const inputs of calls) {
-      for (const input of inputs) rows.push(toAppendRow(input, rows.length));
-    }
+    calls.forEach((inputs, call) => {
+      for (const input of inputs) rows.push(toAppendRow(input, rows.length, call));
+    });
     const result = await rowsOf(executor, q.appendStatement(this.tables, rows, this.ttlMs));
     const inserted = new Map<string, Row>();
     const byKey = new Map<string, BaseEvent>();
+    const refused = new Set<number>();
     for (const r of result) {
       if (r.kind === 'i') inserted.set(r.event_id as string, r);
+      else if (r.kind === 'c') refused.add(Number(r.due));
       else if (r.idempotency_key != null) byKey.set(r.idempotency_key as string, eventOfRow(r));
     }
     // A key first seen in this statement: the input that was inserted with it.
@@ -256,9 +266,10 @@ class PgStorage implements PostgresStorage {
     }
     const out: AppendCallResult[] = [];
     let offset = 0;
-    for (const inputs of calls) {
+    for (const [call, inputs] of calls.entries()) {
       const events: BaseEvent[] = [];
       let due = 0;
+      let conflict = refused.has(call);
       for (const input of inputs) {
         const row = rows[offset++]!;
         const key = row.idempotency_key;
@@ -269,10 +280,15 @@ class PgStorage implements PostgresStorage {
           due += Number(ins.due ?? 0);
           events.push(event);
         } else {
-          events.push((key !== null ? byKey.get(key) ?? firstWithKey.get(key) : undefined) ?? input.event);
+          const stored = (key !== null ? byKey.get(key) ?? firstWithKey.get(key) : undefined) ?? input.event;
+          // A key another transaction stored after this statement's snapshot, for another tenant or type.
+          if (stored.eventType !== input.event.eventType || stored.organizationId !== input.event.organizationId) {
+            conflict = true;
+          }
+          events.push(stored);
         }
       }
-      out.push({ events, due });
+      out.push(conflict ? { events: [], due: 0, conflict: true } : { events, due });
     }
     return out;
   }
@@ -696,10 +712,11 @@ function rotate<T>(list: T[], offset: number): T[] {
   return [...list.slice(at), ...list.slice(0, at)];
 }
 
-function toAppendRow(input: AppendInput, ord: number): q.AppendRow {
+function toAppendRow(input: AppendInput, ord: number, call: number): q.AppendRow {
   const e = input.event;
   return {
     ord,
+    call,
     id: isUuid(e.eventId) ? e.eventId : null,
     event_id: e.eventId,
     event_type: e.eventType,
@@ -732,17 +749,26 @@ function encodeCursor(createdAt: string, id: string): string {
 }
 
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  const parts = Buffer.from(cursor, 'base64url').toString().split('|');
+  const refuse = () => new InvalidOptionError('cursor', 'not a cursor returned by this storage');
+  if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) throw refuse();
+  const text = Buffer.from(cursor, 'base64url').toString();
+  // Base64url decoding ignores what it cannot read: only the exact encoding of a cursor counts.
+  if (Buffer.from(text).toString('base64url') !== cursor) throw refuse();
+  const parts = text.split('|');
   const [tag, createdAt, id] = parts;
-  if (
-    parts.length !== 3 ||
-    tag !== 'p1' ||
-    !createdAt ||
-    !/^\d{4,}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$/.test(createdAt) ||
-    !id ||
-    !isUuid(id)
-  ) {
-    throw new InvalidOptionError('cursor', 'not a cursor returned by this storage');
+  if (parts.length !== 3 || tag !== 'p1' || !createdAt || !id || !isUuid(id) || !isRealTimestamp(createdAt)) {
+    throw refuse();
   }
   return { createdAt, id };
+}
+
+/** `YYYY-MM-DD HH:MM:SS[.ffffff]` naming a moment that exists (year 1 to 9999, no 30 February, no 25:61). */
+function isRealTimestamp(text: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?$/.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (year < 1 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return false;
+  const date = new Date(Date.UTC(2000, month - 1, day));
+  date.setUTCFullYear(year);
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }

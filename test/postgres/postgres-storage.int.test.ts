@@ -8,7 +8,7 @@
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createEventBus, defineCatalog, defineEvent, EventBusError } from '@blawby/event-bus';
 import type { EventBus } from '@blawby/event-bus';
@@ -69,8 +69,10 @@ for (const driver of DRIVERS) {
       database = await createTestDatabase(driver);
       db = database.db;
     });
+    afterEach(async () => {
+      for (const b of buses.splice(0)) await b.stop();
+    });
     afterAll(async () => {
-      for (const b of buses) await b.stop();
       await database?.dispose();
     });
 

@@ -10,6 +10,8 @@ import { activeSubscribers, id, json, notifyCall, UTC_NOW } from './common';
 /** One event of an append, as sent to the database. */
 export interface AppendRow {
   ord: number;
+  /** Which append call of a coalesced statement the row belongs to. */
+  call: number;
   id: string | null;
   event_id: string;
   event_type: string;
@@ -36,15 +38,16 @@ export function appendStatement(t: TableNames, rows: AppendRow[], ttlMs: number)
   return sql`
 WITH input AS (
   SELECT * FROM jsonb_to_recordset(${json(rows)}) AS x(
-    ord int, id uuid, event_id text, event_type text, event_version text, actor text, actor_type text,
+    ord int, call int, id uuid, event_id text, event_type text, event_version text, actor text, actor_type text,
     organization_id text, payload jsonb, metadata jsonb, created_at timestamp, idempotency_key text,
     ordering_key text, deliver_at timestamptz)
 ),
 subs AS (${activeSubscribers(t, ttlMs)}),
+${keys.length === 0 ? sql`refused AS (SELECT NULL::int AS call WHERE false),` : conflicts(t)}
 flagged AS (
   SELECT i.*, EXISTS (SELECT 1 FROM subs) AND NOT EXISTS (
     SELECT 1 FROM subs s WHERE ${patternMatch('s.patterns', 'i.event_type')}) AS done
-  FROM input i
+  FROM input i WHERE i.call NOT IN (SELECT call FROM refused)
 ),
 ins AS (
   INSERT INTO ${id(t.events)} (id, event_id, event_type, event_version, actor, actor_type, organization_id, payload,
@@ -66,7 +69,31 @@ SELECT 'i' AS kind, ins.event_id, ins.idempotency_key, ins.processed,
   (SELECT count(*) FROM notified)::int AS notified,
   NULL AS event_type, NULL AS event_version, NULL AS actor, NULL AS actor_type, NULL AS organization_id,
   NULL::jsonb AS payload, NULL::jsonb AS metadata, NULL::int AS retry_count, NULL::float8 AS ts
-FROM ins${keys.length === 0 ? sql`` : existingByKey(t, keys)}`;
+FROM ins
+UNION ALL
+SELECT 'c', NULL, NULL, NULL, call, 0, NULL, NULL, NULL, NULL, NULL, NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8
+FROM refused${keys.length === 0 ? sql`` : existingByKey(t, keys)}`;
+}
+
+/**
+ * CTE `refused`: the calls that reuse an idempotency key for another event
+ * type or organization, against a stored event or an earlier row of the same
+ * statement. None of their rows is inserted (the others' are).
+ */
+function conflicts(t: TableNames): SQL {
+  return sql`
+firsts AS (
+  SELECT DISTINCT ON (idempotency_key) idempotency_key, event_type, organization_id FROM input
+  WHERE idempotency_key IS NOT NULL ORDER BY idempotency_key, ord
+),
+refused AS (
+  SELECT DISTINCT i.call FROM input i
+  LEFT JOIN ${id(t.events)} e ON e.idempotency_key = i.idempotency_key
+  LEFT JOIN firsts f ON f.idempotency_key = i.idempotency_key
+  WHERE i.idempotency_key IS NOT NULL AND (
+    (e.id IS NOT NULL AND (e.event_type IS DISTINCT FROM i.event_type OR e.organization_id IS DISTINCT FROM i.organization_id))
+    OR f.event_type IS DISTINCT FROM i.event_type OR f.organization_id IS DISTINCT FROM i.organization_id)
+),`;
 }
 
 /** The union branch of {@link appendStatement} that returns events already stored under the batch's idempotency keys. */

@@ -103,6 +103,8 @@ export interface EventFilter {
   actor?: string;
   organizationId?: string;
   eventTypes?: readonly string[];
+  /** A tenant boundary (see `TimelineScope`). */
+  scope?: { organizationIds: readonly string[]; actor?: string };
   from?: Date;
   to?: Date;
 }
@@ -111,6 +113,14 @@ function eventWhere(f: EventFilter): SQL {
   const parts: SQL[] = [sql`true`];
   if (f.actor !== undefined) parts.push(sql`e.actor = ${f.actor}`);
   if (f.organizationId !== undefined) parts.push(sql`e.organization_id = ${f.organizationId}`);
+  if (f.scope) {
+    const orgs = sql`e.organization_id IN (SELECT jsonb_array_elements_text(${json(f.scope.organizationIds)}))`;
+    parts.push(
+      f.scope.actor === undefined
+        ? orgs
+        : sql`(${orgs} OR (e.organization_id IS NULL AND e.actor = ${f.scope.actor}))`,
+    );
+  }
   if (f.eventTypes && f.eventTypes.length > 0) {
     parts.push(sql`e.event_type IN (SELECT jsonb_array_elements_text(${json(f.eventTypes)}))`);
   }
