@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: runs the core benchmarks and, when DATABASE_URL is set, the
- * PostgreSQL ones under bench/postgres/, each in its own child process, and
+ * `npm run bench`: runs the core benchmarks and the PostgreSQL ones under
+ * bench/postgres/, each in its own child process, and
  * writes the collected tables with the machine and versions to docs/benchmarks.md.
  *
  * Options:
@@ -8,18 +8,26 @@
  *                  does not overwrite docs/benchmarks.md unless --out is given
  *   --out <file>   where to write the markdown (default docs/benchmarks.md for a full run)
  *   --strict       exit 1 when a performance target is missed (default: only on errors)
+ *   --only <text>  run only the scripts whose file name contains it (e.g. --only e2e)
+ *
+ * The PostgreSQL scripts run on a private cluster this run starts (initdb, stock
+ * settings, a free port) and, when DATABASE_URL is set, on that server as well.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startThrowawayServer, type ThrowawayServer } from '../test/postgres/fixtures/throwaway-server';
 import { flag, loadAverage, option, progress, table } from './core/util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const quick = flag('quick');
 const strict = flag('strict');
 const out = option('out') ?? (quick ? undefined : 'docs/benchmarks.md');
+/** Only the scripts whose file name contains this (e.g. `--only e2e`). */
+const only = option('only');
+let privateServer: ThrowawayServer | undefined;
 
 /** Packages whose versions matter to the numbers. */
 const PACKAGES = [
@@ -41,6 +49,8 @@ interface Script {
   file: string;
   nodeArgs: string[];
   timeoutMs: number;
+  /** For PostgreSQL scripts: the server they run on (passed as DATABASE_URL). */
+  server?: Server;
 }
 
 interface ScriptResult {
@@ -64,7 +74,9 @@ function runScript(script: Script): Promise<ScriptResult> {
   const args = [...script.nodeArgs, '--import', 'tsx', script.file, ...(quick ? ['--quick'] : [])];
   progress(`\n▶ ${script.title}: node ${args.join(' ')}`);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const url = script.server?.private ? privateServer?.url : script.server?.url;
+    const env = script.server ? { ...process.env, DATABASE_URL: url, BENCH_SERVER: script.server.label } : process.env;
+    const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -114,19 +126,33 @@ function scripts(): { list: Script[]; notes: string[] } {
     : [];
   if (pgScripts.length === 0) {
     notes.push('No PostgreSQL benchmark scripts found under bench/postgres/.');
-  } else if (!process.env.DATABASE_URL) {
-    notes.push(`PostgreSQL benchmarks (${pgScripts.join(', ')}) not run: DATABASE_URL is not set.`);
   } else {
-    for (const f of pgScripts) {
-      list.push({
-        title: `PostgreSQL: ${f}`,
-        file: `bench/postgres/${f}`,
-        nodeArgs: ['--expose-gc'],
-        timeoutMs: quick ? minutes(10) : minutes(60),
-      });
+    // Every PostgreSQL script runs on a private cluster with stock settings (autovacuum and
+    // fsync on, as in production) and, when DATABASE_URL is set, on that server too.
+    const servers: Server[] = [{ label: 'private stock PostgreSQL 15 cluster', private: true }];
+    if (process.env.DATABASE_URL) servers.push({ label: 'shared server (DATABASE_URL)', url: process.env.DATABASE_URL });
+    else notes.push('The PostgreSQL benchmarks ran on the private cluster only: DATABASE_URL is not set.');
+    for (const server of servers) {
+      for (const f of pgScripts) {
+        list.push({
+          title: `PostgreSQL: ${f} on the ${server.label}`,
+          file: `bench/postgres/${f}`,
+          nodeArgs: ['--expose-gc'],
+          timeoutMs: quick ? minutes(10) : minutes(60),
+          server,
+        });
+      }
     }
   }
   return { list, notes };
+}
+
+/** Where a PostgreSQL script runs. */
+interface Server {
+  label: string;
+  /** Started by this run: initdb into a temporary folder, stock settings, a free port. */
+  private?: boolean;
+  url?: string;
 }
 
 function environmentSection(loadAtStart: string): string {
@@ -146,9 +172,20 @@ function environmentSection(loadAtStart: string): string {
 
 async function main(): Promise<number> {
   const loadAtStart = loadAverage();
-  const { list, notes } = scripts();
+  const { list: all, notes } = scripts();
+  const list = only ? all.filter((s) => s.file.includes(only)) : all;
   const results: ScriptResult[] = [];
-  for (const script of list) results.push(await runScript(script));
+  try {
+    for (const script of list) {
+      if (script.server?.private && !privateServer) {
+        progress('\nstarting a private PostgreSQL cluster (initdb, stock settings)');
+        privateServer = await startThrowawayServer({ settings: 'stock' });
+      }
+      results.push(await runScript(script));
+    }
+  } finally {
+    privateServer?.destroy();
+  }
 
   const doc: string[] = [];
   doc.push('# Benchmarks');
@@ -173,7 +210,8 @@ async function main(): Promise<number> {
   doc.push('');
   for (const r of results) {
     if (r.stdout) {
-      doc.push(r.stdout);
+      // Each PostgreSQL script's headings say which server they ran on.
+      doc.push(r.script.server ? r.stdout.replace(/^(## .*)$/gm, `$1, ${r.script.server.label}`) : r.stdout);
       doc.push('');
     }
     if (r.code > 1) {

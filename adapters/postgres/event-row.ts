@@ -5,11 +5,13 @@ import type { Row } from './driver';
 
 /**
  * The columns of an event, selected from alias `e`. Times come back as epoch
- * milliseconds (a float8), so neither driver's date parsing matters.
+ * milliseconds (a float8), so neither driver's date parsing matters. A
+ * statement that reports `processed` selects it as a column of that name
+ * (derived: see `statements/common.ts`); elsewhere it reads as false.
  */
 export const EVENT_COLUMNS: SQL = sql.raw(
   `e.event_id, e.event_type, e.event_version, e.actor, e.actor_type, e.organization_id, e.payload, e.metadata,
-   e.processed, e.retry_count, round(extract(epoch from e.created_at) * 1000)::float8 AS ts`,
+   e.retry_count, round(extract(epoch from e.created_at) * 1000)::float8 AS ts`,
 );
 
 /** The envelope of a row selected with {@link EVENT_COLUMNS}. */
@@ -32,10 +34,13 @@ export function eventOfRow(row: Row): BaseEvent {
 
 /** The SQL test "pattern list `patterns` matches event type `type`" (same rules as `matchesPattern`). */
 export function patternMatch(patterns: string, type: string): SQL {
-  return sql.raw(
-    `EXISTS (SELECT 1 FROM unnest(${patterns}) AS p(v) WHERE p.v = '*' OR p.v = ${type}
-      OR (right(p.v, 2) = '.*' AND left(${type}, length(p.v) - 1) = left(p.v, -1)))`,
-  );
+  return sql.raw(patternMatchText(patterns, type));
+}
+
+/** {@link patternMatch} as SQL text, for statement parts assembled as strings. */
+export function patternMatchText(patterns: string, type: string): string {
+  return `EXISTS (SELECT 1 FROM unnest(${patterns}) AS p(v) WHERE p.v = '*' OR p.v = ${type}
+      OR (right(p.v, 2) = '.*' AND left(${type}, length(p.v) - 1) = left(p.v, -1)))`;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,8 +1,9 @@
 /**
  * Durable storage for `@blawby/event-bus` on PostgreSQL, through drizzle-orm:
- * a transactional outbox (publish inside your transaction), per-subscriber
- * deliveries claimed with `FOR UPDATE SKIP LOCKED` under leases, retries and
- * dead letters that survive restarts, and LISTEN/NOTIFY wake-ups. The same
+ * a transactional outbox (publish inside your transaction) whose `events`
+ * table is a commit-ordered log, read by each subscriber through its own
+ * cursor in leased ranges (no row per delivery on the happy path), retries
+ * and dead letters that survive restarts, and LISTEN/NOTIFY wake-ups. The same
  * code runs on postgres.js against a server and on PGlite (embedded).
  *
  * @example
@@ -37,6 +38,7 @@ export {
   eventsTable,
   eventSubscriptionsTable,
   eventSubscribersTable,
+  eventRangesTable,
   eventDeliveriesTable,
   eventDeadLettersTable,
 } from './tables';

@@ -23,6 +23,10 @@ export interface TableNames {
   subscribers: string;
   deliveries: string;
   deadLetters: string;
+  /** Batches of the log handed to an owner under one lease (see `statements/claim.ts`). */
+  ranges: string;
+  /** One row: where the first subscribers start reading when none is registered. */
+  state: string;
   eventSubscriptions: string;
   migrations: string;
   /** Index name prefix (index names are per schema). */
@@ -55,6 +59,8 @@ export function tableNames(options: TableOptions = {}): TableNames {
     subscribers: q('event_subscribers'),
     deliveries: q('event_deliveries'),
     deadLetters: q('event_dead_letters'),
+    ranges: q('event_ranges'),
+    state: q('event_bus_state'),
     eventSubscriptions: q('event_subscriptions'),
     migrations: q('event_bus_migrations'),
     indexPrefix: prefix,

@@ -1,12 +1,17 @@
 /**
- * The PostgreSQL storage: events, deliveries and dead letters in tables, on
- * drizzle-orm over postgres.js or PGlite (the same SQL on both).
+ * The PostgreSQL storage, on drizzle-orm over postgres.js or PGlite (the same
+ * SQL on both).
  *
- * Delivery model: one row per unfinished (event, subscriber), created in the
- * same statement as the event; a finished row is deleted (so the hot table is
- * as small as the backlog), a dead-lettered one moves to the dead letters.
- * Workers claim rows with `FOR UPDATE SKIP LOCKED` and hold them by a lease
- * (owner, token, expiry) that fences late acknowledgements.
+ * Delivery model: the `events` table is the log, in commit-safe order
+ * (tx_id, position). Each subscriber keeps a head into it; a claim moves the
+ * head past a batch of events and leases that batch, a range, to the
+ * claimer (owner, token, expiry). Settling an event of a range marks it done
+ * there; the last one deletes the range. So publishing writes one row per
+ * event whatever the number of subscribers, and nothing is written per
+ * delivery on the happy path. What cannot run now (a retry waiting for its
+ * time, a future `deliverAt`, a key blocked behind another delivery, a
+ * replay, a range whose lease ran out) becomes a row of the deliveries table,
+ * claimed with `FOR UPDATE SKIP LOCKED` under its own lease.
  */
 import { EventBusError, InvalidOptionError, silentLogger } from '@blawby/event-bus';
 import type {
@@ -45,6 +50,7 @@ import {
 import { eventOfRow, isUuid } from './event-row';
 import { tableNames, type TableNames, type TableOptions } from './names';
 import * as q from './statements';
+import type { ClaimShare, RangeLease, RowLease } from './statements';
 
 /** Options of {@link postgresStorage}. */
 export interface PostgresStorageOptions extends TableOptions {
@@ -104,6 +110,12 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({ transactions: true, du
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Most events in one coalesced append statement. */
 const MAX_APPEND_BATCH = 1000;
+/** Most events of the log one claim reads per subscriber (events its patterns do not match included). */
+const SCAN_WINDOW = 1000;
+/** Claims again for a subscriber whose head another claimer moved first, this many times at most. */
+const CLAIM_ROUNDS = 4;
+/** First and longest wait before claiming again when committed events wait behind an older transaction. */
+const LAG_WAIT_MS = [2, 250] as const;
 
 /**
  * Creates the PostgreSQL {@link Storage}. Run {@link migrate} first (it is
@@ -137,29 +149,28 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
   );
 }
 
-interface Settle {
-  id: string;
-  token: string;
-}
-
-interface AppendCall {
-  inputs: readonly AppendInput[];
-  claim: ClaimOptions | undefined;
-}
+/** A lease as the statements need it: on a delivery row, or on one event of a range. */
+type ParsedLease = { kind: 'row'; lease: RowLease } | { kind: 'range'; lease: RangeLease };
 
 interface AppendCallResult {
   events: BaseEvent[];
-  /** Deliveries created due now and not claimed. */
+  /** Events appended that are due now for some subscriber. */
   due: number;
-  claimed: ClaimedDelivery[];
+  /** The call reused an idempotency key for another event type or organization: nothing of it was stored. */
+  conflict?: true;
 }
 
 class PgStorage implements PostgresStorage {
   readonly name = 'postgres' as const;
   readonly capabilities = CAPABILITIES;
-  private readonly appends: TickBatcher<AppendCall, AppendCallResult>;
-  private readonly completes: TickBatcher<Settle, boolean>;
+  private readonly appends: TickBatcher<readonly AppendInput[], AppendCallResult>;
+  private readonly completes: TickBatcher<ParsedLease, boolean>;
   private readonly watchers = new Set<() => void>();
+  /** Wait before claiming again while committed events sit behind an older transaction (grows while they do). */
+  private lagWaitMs: number = LAG_WAIT_MS[0];
+  private lagTimer: NodeJS.Timeout | undefined;
+  /** Claims made, to rotate which subscriber is served first. */
+  private claims = 0;
   private listening: Promise<Unlisten | null> | null = null;
   /** Runs the storage's own statements (outside callers' transactions). */
   private readonly exec: Executor;
@@ -176,7 +187,7 @@ class PgStorage implements PostgresStorage {
     this.exec = storageExecutor(db);
     this.appends = new TickBatcher(
       (calls) => this.appendMany(this.exec, calls),
-      (call) => call.inputs.length,
+      (inputs) => inputs.length,
       MAX_APPEND_BATCH,
       isConnectionError,
     );
@@ -209,68 +220,43 @@ class PgStorage implements PostgresStorage {
     if (options?.tx !== undefined) {
       const tx = asExecutor(options.tx);
       // Inside the caller's transaction: no retry, and errors must reach the caller's rollback.
-      // The new rows are invisible until the caller commits: nothing is claimed (`claim` is ignored).
-      result = (await this.run('publish', () => this.appendMany(tx, [{ inputs, claim: undefined }]), false))[0]!;
+      result = (await this.run('publish', () => this.appendMany(tx, [inputs]), false))[0]!;
     } else {
-      result = await this.run('publish', () => this.appends.add({ inputs, claim: options?.claim }), false);
+      result = await this.run('publish', () => this.appends.add(inputs), false);
     }
-    return { events: result.events, claimed: result.claimed, unclaimed: result.due };
+    // `options.claim` is not used: an event becomes readable only once every older
+    // transaction has ended, so handing it out from its own statement could let an
+    // older event that commits later fall behind the head.
+    if (result.conflict) {
+      throw new EventBusError(
+        'IDEMPOTENCY_CONFLICT',
+        'This idempotency key was already used for an event of another type or organization; nothing was stored',
+      );
+    }
+    return { events: result.events, claimed: [], unclaimed: result.due };
   }
 
-  private async appendMany(executor: Executor, calls: AppendCall[]): Promise<AppendCallResult[]> {
+  private async appendMany(executor: Executor, calls: (readonly AppendInput[])[]): Promise<AppendCallResult[]> {
     const rows: q.AppendRow[] = [];
-    for (const call of calls) {
-      for (const input of call.inputs) rows.push(toAppendRow(input, rows.length));
-    }
-    // One claimer per statement: the first call that asks (calls of one bus share its owner).
-    const claimer = calls.find((c) => c.claim && c.claim.limit > 0 && c.claim.subscribers.length > 0);
-    const claim = claimer?.claim
-      ? {
-          owner: claimer.claim.owner,
-          subscribers: claimer.claim.subscribers
-            .filter((sub) => sub.limit > 0)
-            .map((sub) => ({ name: sub.name, lim: Math.floor(sub.limit) })),
-          limit: Math.floor(claimer.claim.limit),
-          leaseMs: claimer.claim.leaseMs,
-        }
-      : null;
-    const result = await rowsOf(executor, q.appendStatement(this.tables, rows, this.ttlMs, claim));
+    calls.forEach((inputs, call) => {
+      for (const input of inputs) rows.push(toAppendRow(input, rows.length, call));
+    });
+    const result = await rowsOf(executor, q.appendStatement(this.tables, rows, this.ttlMs));
     const inserted = new Map<string, Row>();
     const byKey = new Map<string, BaseEvent>();
-    const claimedRows: Row[] = [];
+    const refused = new Set<number>();
     for (const r of result) {
-      if (r.kind === 'c') {
-        claimedRows.push(r);
-      } else if (r.kind === 'i') {
-        inserted.set(r.event_id as string, r);
-      } else if (r.idempotency_key != null) {
-        byKey.set(r.idempotency_key as string, eventOfRow(r));
-      }
+      if (r.kind === 'i') inserted.set(r.event_id as string, r);
+      else if (r.kind === 'c') refused.add(Number(r.due));
+      else if (r.idempotency_key != null) byKey.set(r.idempotency_key as string, eventOfRow(r));
     }
     // A key first seen in this statement: the input that was inserted with it.
     const firstWithKey = new Map<string, BaseEvent>();
-    const events: BaseEvent[] = [];
-    let offset = 0;
     const missing = new Set<string>();
-    for (const call of calls) {
-      for (const input of call.inputs) {
-        const row = rows[offset++]!;
-        const ins = inserted.get(row.event_id);
-        if (ins && (row.idempotency_key === null || !firstWithKey.has(row.idempotency_key))) {
-          const event: BaseEvent = { ...input.event, processed: ins.processed === true, retryCount: 0 };
-          if (row.idempotency_key !== null) firstWithKey.set(row.idempotency_key, event);
-          events.push(event);
-        } else if (
-          row.idempotency_key !== null &&
-          !byKey.has(row.idempotency_key) &&
-          !firstWithKey.has(row.idempotency_key)
-        ) {
-          missing.add(row.idempotency_key);
-          events.push(input.event);
-        } else {
-          events.push(input.event);
-        }
-      }
+    const keysInserted = new Set([...inserted.values()].map((r) => r.idempotency_key));
+    for (const row of rows) {
+      const key = row.idempotency_key;
+      if (key !== null && !keysInserted.has(key) && !byKey.has(key)) missing.add(key);
     }
     if (missing.size > 0) {
       // Stored by a transaction that committed after this statement's snapshot.
@@ -279,37 +265,30 @@ class PgStorage implements PostgresStorage {
       }
     }
     const out: AppendCallResult[] = [];
-    offset = 0;
-    for (const call of calls) {
-      const callEvents: BaseEvent[] = [];
+    let offset = 0;
+    for (const [call, inputs] of calls.entries()) {
+      const events: BaseEvent[] = [];
       let due = 0;
-      for (let i = 0; i < call.inputs.length; i++) {
-        const row = rows[offset]!;
-        let event = events[offset]!;
-        offset++;
+      let conflict = refused.has(call);
+      for (const input of inputs) {
+        const row = rows[offset++]!;
+        const key = row.idempotency_key;
         const ins = inserted.get(row.event_id);
-        const isFirst =
-          ins !== undefined && (row.idempotency_key === null || firstWithKey.get(row.idempotency_key) === event);
-        if (isFirst) {
+        if (ins && (key === null || !firstWithKey.has(key))) {
+          const event: BaseEvent = { ...input.event, processed: ins.processed === true, retryCount: 0 };
+          if (key !== null) firstWithKey.set(key, event);
           due += Number(ins.due ?? 0);
-        } else if (row.idempotency_key !== null) {
-          event = byKey.get(row.idempotency_key) ?? firstWithKey.get(row.idempotency_key) ?? event;
+          events.push(event);
+        } else {
+          const stored = (key !== null ? byKey.get(key) ?? firstWithKey.get(key) : undefined) ?? input.event;
+          // A key another transaction stored after this statement's snapshot, for another tenant or type.
+          if (stored.eventType !== input.event.eventType || stored.organizationId !== input.event.organizationId) {
+            conflict = true;
+          }
+          events.push(stored);
         }
-        callEvents.push(event);
       }
-      out.push({ events: callEvents, due, claimed: [] });
-    }
-    if (claimer && claimedRows.length > 0) {
-      const eventsById = new Map<string, BaseEvent>();
-      events.forEach((e) => eventsById.set(e.eventId, e));
-      out[calls.indexOf(claimer)]!.claimed = claimedRows.map((r) => ({
-        deliveryId: r.delivery_id as string,
-        token: r.lease_token as string,
-        subscriber: r.subscriber as string,
-        attempt: 1,
-        leaseExpiresAt: new Date(Number(r.lease_expires_ms)),
-        event: eventsById.get(r.event_id as string)!,
-      }));
+      out.push(conflict ? { events: [], due: 0, conflict: true } : { events, due });
     }
     return out;
   }
@@ -318,82 +297,170 @@ class PgStorage implements PostgresStorage {
 
   async claim(options: ClaimOptions): Promise<ClaimedDelivery[]> {
     this.assertOpen();
-    const subs = options.subscribers
-      .filter((s) => s.limit > 0)
-      .map((s) => ({ name: s.name, lim: Math.floor(s.limit) }));
-    if (subs.length === 0 || options.limit <= 0) return [];
-    const rows = await this.run('claim', () =>
-      rowsOf(
-        this.exec,
-        q.claimStatement(
-          this.tables,
-          options.owner,
-          subs,
-          Math.floor(options.limit),
-          options.leaseMs,
-          !this.synchronousAcks,
-        ),
-      ),
+    // What each subscriber may still take, starting with a different one each
+    // claim, so a total limit smaller than the number of subscribers starves none.
+    const wants = rotate(
+      options.subscribers.filter((s) => s.limit > 0).map((s) => ({ name: s.name, left: Math.floor(s.limit) })),
+      this.claims++,
     );
-    return rows.map((r) => ({
-      deliveryId: r.id as string,
-      token: r.lease_token as string,
-      subscriber: r.subscriber as string,
-      attempt: Number(r.attempts),
-      leaseExpiresAt: new Date(Number(r.lease_expires_ms)),
-      event: eventOfRow(r),
-    }));
+    let left = Math.floor(options.limit);
+    const claimed: ClaimedDelivery[] = [];
+    let lagging = false;
+    for (let round = 0; round < CLAIM_ROUNDS && left > 0; round++) {
+      const shares = shareOut(wants, left);
+      if (shares.length === 0) break;
+      const rows = await this.run('claim', () =>
+        rowsOf(
+          this.exec,
+          q.claimStatement(this.tables, options.owner, shares, options.leaseMs, !this.synchronousAcks, SCAN_WINDOW),
+        ),
+      );
+      const again = new Set<string>();
+      let spilled = false;
+      for (const r of rows) {
+        if (r.kind === 'x') again.add(r.subscriber as string);
+        else if (r.kind === 'h') {
+          lagging = true;
+          spilled = Number(r.attempts) > 0;
+        } else {
+          claimed.push({
+            deliveryId: r.delivery_id as string,
+            token: r.token as string,
+            subscriber: r.subscriber as string,
+            attempt: Number(r.attempts),
+            leaseExpiresAt: new Date(Number(r.lease_expires_ms)),
+            event: eventOfRow(r),
+          });
+          const want = wants.find((w) => w.name === r.subscriber)!;
+          want.left -= 1;
+          left -= 1;
+        }
+      }
+      // A subscriber that had its share is done for this claim, unless another claimer
+      // moved its head first (look again after it) or ranges whose lease ran out were
+      // just spilled into rows (those are due now). Subscribers without a share yet stay.
+      for (const share of shares) {
+        if (!spilled && !again.has(share.name)) wants.find((w) => w.name === share.name)!.left = 0;
+      }
+    }
+    this.afterClaim(lagging);
+    return claimed;
+  }
+
+  /**
+   * When more may be due at once (events committed behind an older
+   * transaction, or deliveries a claim just moved to rows), wakes the watchers
+   * again shortly, waiting longer while the horizon stays pinned.
+   */
+  private afterClaim(lagging: boolean): void {
+    if (!lagging) {
+      this.lagWaitMs = LAG_WAIT_MS[0];
+      return;
+    }
+    if (this.lagTimer || this.closed || this.watchers.size === 0) return;
+    const wait = this.lagWaitMs;
+    this.lagWaitMs = Math.min(LAG_WAIT_MS[1], wait * 2);
+    this.lagTimer = setTimeout(() => {
+      this.lagTimer = undefined;
+      for (const w of this.watchers) w();
+    }, wait);
+    this.lagTimer.unref();
   }
 
   async extend(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
-    const valid = leases.filter(isValidLease).map((l) => ({ id: l.deliveryId, token: l.token }));
-    if (valid.length === 0) return [];
-    const rows = await this.run('extend', () =>
-      rowsOf(this.exec, q.extendStatement(this.tables, valid, leaseMs, !this.synchronousAcks)),
-    );
-    return rows.map((r) => r.id as string);
+    const rowLeases: RowLease[] = [];
+    const byRange = new Map<string, { token: string; deliveries: string[] }>();
+    for (const lease of leases) {
+      const parsed = parseLease(lease);
+      if (!parsed) continue;
+      if (parsed.kind === 'row') {
+        rowLeases.push(parsed.lease);
+        continue;
+      }
+      const key = `${parsed.lease.range}.${parsed.lease.token}`;
+      const entry = byRange.get(key) ?? { token: parsed.lease.token, deliveries: [] };
+      entry.deliveries.push(lease.deliveryId);
+      byRange.set(key, entry);
+    }
+    const extended: string[] = [];
+    const asyncCommit = !this.synchronousAcks;
+    if (rowLeases.length > 0) {
+      const rows = await this.run('extend', () =>
+        rowsOf(this.exec, q.extendRowsStatement(this.tables, rowLeases, leaseMs, asyncCommit)),
+      );
+      for (const r of rows) extended.push(r.id as string);
+    }
+    if (byRange.size > 0) {
+      const ranges = [...byRange.keys()].map((key) => ({ id: key.split('.')[0]!, token: byRange.get(key)!.token }));
+      const rows = await this.run('extend', () =>
+        rowsOf(this.exec, q.extendRangesStatement(this.tables, ranges, leaseMs, asyncCommit)),
+      );
+      const held = new Set(rows.map((r) => String(r.id)));
+      for (const [key, entry] of byRange) if (held.has(key.split('.')[0]!)) extended.push(...entry.deliveries);
+    }
+    return extended;
   }
 
   async complete(lease: Lease, options?: { tx?: unknown }): Promise<boolean> {
-    if (!isValidLease(lease)) return false;
-    const settle = { id: lease.deliveryId, token: lease.token };
+    const parsed = parseLease(lease);
+    if (!parsed) return false;
     if (options?.tx !== undefined) {
       const tx = asExecutor(options.tx);
-      return (await this.run('complete', () => this.completeMany(tx, [settle]), false))[0]!;
+      return (await this.run('complete', () => this.completeMany(tx, [parsed]), false))[0]!;
     }
-    return this.run('complete', () => this.completes.add(settle), false);
+    // Retried on a deadlock: a completion is a no-op once recorded, so sending it again is safe.
+    return this.run('complete', () => this.completes.add(parsed));
   }
 
-  private async completeMany(executor: Executor, leases: Settle[]): Promise<boolean[]> {
+  private async completeMany(executor: Executor, leases: ParsedLease[]): Promise<boolean[]> {
     // In a caller's transaction the commit is theirs: its durability is not ours to change.
-    const rows = await rowsOf(
-      executor,
-      q.completeStatement(this.tables, leases, executor === this.exec && !this.synchronousAcks),
-    );
-    const done = new Set(rows.map((r) => r.id as string));
-    return leases.map((l) => done.has(l.id));
+    const asyncCommit = executor === this.exec && !this.synchronousAcks;
+    const rowLeases = leases.flatMap((l) => (l.kind === 'row' ? [l.lease] : []));
+    const ranges = new Map<string, { id: string; token: string; add: string[] }>();
+    for (const l of leases) {
+      if (l.kind !== 'range') continue;
+      const key = `${l.lease.range}.${l.lease.token}`;
+      const entry = ranges.get(key) ?? { id: l.lease.range, token: l.lease.token, add: [] };
+      entry.add.push(l.lease.pos);
+      ranges.set(key, entry);
+    }
+    const [rowsDone, rangesDone] = await Promise.all([
+      rowLeases.length === 0
+        ? Promise.resolve([] as Row[])
+        : rowsOf(executor, q.completeRowsStatement(this.tables, rowLeases, asyncCommit)),
+      ranges.size === 0
+        ? Promise.resolve([] as Row[])
+        : rowsOf(executor, q.completeRangesStatement(this.tables, [...ranges.values()], asyncCommit)),
+    ]);
+    const done = new Set(rowsDone.map((r) => r.id as string));
+    for (const r of rangesDone) done.add(`${r.range_id as string}.${r.position as string}`);
+    return leases.map((l) => done.has(l.kind === 'row' ? l.lease.id : `${l.lease.range}.${l.lease.pos}`));
   }
 
   async fail(lease: Lease, outcome: FailOutcome): Promise<boolean> {
-    if (!isValidLease(lease)) return false;
-    const settle = { id: lease.deliveryId, token: lease.token };
     const lastError = `${outcome.error.name}: ${outcome.error.message}`;
-    const statement =
+    return this.settle(
+      'fail',
+      lease,
       outcome.retryAt === null
-        ? q.deadLetterStatement(this.tables, settle, outcome.error, lastError)
-        : q.retryStatement(this.tables, settle, outcome.retryAt, outcome.error, lastError);
-    const rows = await this.run('fail', () => rowsOf(this.exec, statement));
-    return Number(rows[0]?.n ?? 0) > 0;
+        ? { kind: 'dead', error: outcome.error, lastError }
+        : { kind: 'retry', retryAt: outcome.retryAt, error: outcome.error, lastError },
+    );
   }
 
   async release(lease: Lease): Promise<boolean> {
-    if (!isValidLease(lease)) return false;
-    const rows = await this.run('release', () =>
-      rowsOf(
-        this.exec,
-        q.releaseStatement(this.tables, { id: lease.deliveryId, token: lease.token }, !this.synchronousAcks),
-      ),
-    );
+    return this.settle('release', lease, { kind: 'release' });
+  }
+
+  private async settle(what: string, lease: Lease, outcome: q.Outcome): Promise<boolean> {
+    const parsed = parseLease(lease);
+    if (!parsed) return false;
+    const asyncCommit = !this.synchronousAcks;
+    const statement =
+      parsed.kind === 'row'
+        ? q.settleRowStatement(this.tables, parsed.lease, outcome, asyncCommit)
+        : q.settleRangeEventStatement(this.tables, parsed.lease, outcome, asyncCommit);
+    const rows = await this.run(what, () => rowsOf(this.exec, statement));
     return rows.length > 0;
   }
 
@@ -425,7 +492,7 @@ class PgStorage implements PostgresStorage {
     }
     const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
     const rows = await this.run('timeline', () =>
-      rowsOf(this.exec, q.timelineStatement(this.tables, query, limit, after)),
+      rowsOf(this.exec, q.timelineStatement(this.tables, query, limit, after, this.ttlMs)),
     );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
@@ -481,7 +548,7 @@ class PgStorage implements PostgresStorage {
   }
 
   async health(): Promise<StorageHealth> {
-    const rows = await this.run('health', () => rowsOf(this.exec, q.healthStatement(this.tables)));
+    const rows = await this.run('health', () => rowsOf(this.exec, q.healthStatement(this.tables, this.ttlMs)));
     const r = rows[0] ?? {};
     return {
       unprocessed: Number(r.unprocessed ?? 0),
@@ -499,7 +566,7 @@ class PgStorage implements PostgresStorage {
     let total = 0;
     for (;;) {
       const rows = await this.run('purge', () =>
-        rowsOf(this.exec, q.purgeStatement(this.tables, options.olderThan, batch)),
+        rowsOf(this.exec, q.purgeStatement(this.tables, options.olderThan, batch, this.ttlMs)),
       );
       total += rows.length;
       if (rows.length < batch) return total;
@@ -518,9 +585,16 @@ class PgStorage implements PostgresStorage {
   }
 
   async watch(onWork: () => void): Promise<() => Promise<void>> {
-    const noop = async () => {};
-    if (!this.notify) return noop;
+    // Registered even without LISTEN: the storage itself wakes watchers when a claim saw more coming.
     this.watchers.add(onWork);
+    let stopped = false;
+    const unwatch = async () => {
+      if (stopped) return;
+      stopped = true;
+      this.watchers.delete(onWork);
+      if (this.watchers.size === 0) await this.stopListening();
+    };
+    if (!this.notify) return unwatch;
     if (!this.listening) {
       const wake = () => {
         for (const w of this.watchers) w();
@@ -530,18 +604,8 @@ class PgStorage implements PostgresStorage {
         return null;
       });
     }
-    const unlisten = await this.listening;
-    if (!unlisten) {
-      this.watchers.delete(onWork);
-      return noop;
-    }
-    let stopped = false;
-    return async () => {
-      if (stopped) return;
-      stopped = true;
-      this.watchers.delete(onWork);
-      if (this.watchers.size === 0) await this.stopListening();
-    };
+    await this.listening;
+    return unwatch;
   }
 
   private async stopListening(): Promise<void> {
@@ -555,6 +619,7 @@ class PgStorage implements PostgresStorage {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([this.appends.drain(), this.completes.drain()]);
+    if (this.lagTimer) clearTimeout(this.lagTimer);
     this.watchers.clear();
     await this.stopListening();
   }
@@ -601,14 +666,57 @@ function asExecutor(tx: unknown): Executor {
   return tx as Executor;
 }
 
-function isValidLease(lease: Lease): boolean {
-  return isUuid(lease.deliveryId) && isUuid(lease.token);
+/**
+ * Reads a lease back: a delivery row's token is a UUID; an event of a range
+ * has `L.<range id>.<range token>.<tx_id>.<position>` (so settling it needs no
+ * lookup). Anything else cannot be a lease of this storage.
+ */
+function parseLease(lease: Lease): ParsedLease | null {
+  const { deliveryId, token } = lease;
+  if (typeof deliveryId !== 'string' || typeof token !== 'string' || !isUuid(deliveryId)) return null;
+  if (isUuid(token)) return { kind: 'row', lease: { id: deliveryId, token } };
+  const parts = token.split('.');
+  if (parts.length !== 5 || parts[0] !== 'L') return null;
+  const [, range, rangeToken, tx, pos] = parts as [string, string, string, string, string];
+  if (!DIGITS.test(range) || !isUuid(rangeToken) || !DIGITS.test(tx) || !DIGITS.test(pos)) return null;
+  return { kind: 'range', lease: { range, token: rangeToken, tx, pos } };
 }
 
-function toAppendRow(input: AppendInput, ord: number): q.AppendRow {
+const DIGITS = /^\d{1,20}$/;
+
+/**
+ * Splits what is left of a claim's total limit over the subscribers that
+ * still want some, in turn, each up to what it wants.
+ */
+function shareOut(wants: readonly { name: string; left: number }[], total: number): ClaimShare[] {
+  const shares = wants.filter((w) => w.left > 0).map((w) => ({ name: w.name, want: w.left, lim: 0 }));
+  let left = total;
+  while (left > 0) {
+    const open = shares.filter((s) => s.lim < s.want);
+    if (open.length === 0) break;
+    const each = Math.max(1, Math.floor(left / open.length));
+    for (const s of open) {
+      const give = Math.min(each, s.want - s.lim, left);
+      s.lim += give;
+      left -= give;
+      if (left === 0) break;
+    }
+  }
+  return shares.filter((s) => s.lim > 0).map(({ name, lim }) => ({ name, lim }));
+}
+
+/** The list started at `offset` (modulo its length). */
+function rotate<T>(list: T[], offset: number): T[] {
+  if (list.length < 2) return list;
+  const at = offset % list.length;
+  return [...list.slice(at), ...list.slice(0, at)];
+}
+
+function toAppendRow(input: AppendInput, ord: number, call: number): q.AppendRow {
   const e = input.event;
   return {
     ord,
+    call,
     id: isUuid(e.eventId) ? e.eventId : null,
     event_id: e.eventId,
     event_type: e.eventType,
@@ -641,17 +749,26 @@ function encodeCursor(createdAt: string, id: string): string {
 }
 
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  const parts = Buffer.from(cursor, 'base64url').toString().split('|');
+  const refuse = () => new InvalidOptionError('cursor', 'not a cursor returned by this storage');
+  if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) throw refuse();
+  const text = Buffer.from(cursor, 'base64url').toString();
+  // Base64url decoding ignores what it cannot read: only the exact encoding of a cursor counts.
+  if (Buffer.from(text).toString('base64url') !== cursor) throw refuse();
+  const parts = text.split('|');
   const [tag, createdAt, id] = parts;
-  if (
-    parts.length !== 3 ||
-    tag !== 'p1' ||
-    !createdAt ||
-    !/^\d{4,}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$/.test(createdAt) ||
-    !id ||
-    !isUuid(id)
-  ) {
-    throw new InvalidOptionError('cursor', 'not a cursor returned by this storage');
+  if (parts.length !== 3 || tag !== 'p1' || !createdAt || !id || !isUuid(id) || !isRealTimestamp(createdAt)) {
+    throw refuse();
   }
   return { createdAt, id };
+}
+
+/** `YYYY-MM-DD HH:MM:SS[.ffffff]` naming a moment that exists (year 1 to 9999, no 30 February, no 25:61). */
+function isRealTimestamp(text: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?$/.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (year < 1 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return false;
+  const date = new Date(Date.UTC(2000, month - 1, day));
+  date.setUTCFullYear(year);
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }

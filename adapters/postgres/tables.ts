@@ -6,6 +6,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  customType,
   boolean,
   index,
   integer,
@@ -20,6 +21,9 @@ import {
   varchar,
 } from 'drizzle-orm/pg-core';
 import { tableNames, type TableOptions } from './names';
+
+/** PostgreSQL's 64-bit transaction id (`xid8`), read and written as its decimal text. */
+const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => 'xid8' });
 
 /** Builds the table definitions for a schema and table prefix (the same options as `migrate`). */
 export function eventBusTables(options: TableOptions = {}) {
@@ -51,7 +55,8 @@ export function eventBusTables(options: TableOptions = {}) {
       idempotencyKey: text('idempotency_key'),
       orderingKey: text('ordering_key'),
       deliverAt: timestamp('deliver_at', { withTimezone: true }),
-      pendingDeliveries: integer('pending_deliveries').notNull().default(0),
+      position: bigint('position', { mode: 'number' }).generatedAlwaysAsIdentity(),
+      txId: xid8('tx_id').notNull().default(sql`pg_current_xact_id()`),
     },
     (e) => [
       index(i('idx_event_type')).on(e.eventType),
@@ -70,6 +75,7 @@ export function eventBusTables(options: TableOptions = {}) {
       uniqueIndex(i('idx_events_idempotency_key'))
         .on(e.idempotencyKey)
         .where(sql`idempotency_key IS NOT NULL`),
+      index(i('idx_events_log')).on(e.txId, e.position),
     ],
   );
 
@@ -93,16 +99,40 @@ export function eventBusTables(options: TableOptions = {}) {
     patterns: text('patterns').array().notNull(),
     registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    headTx: xid8('head_tx').notNull().default('0'),
+    headPos: bigint('head_pos', { mode: 'number' }).notNull().default(0),
   });
+
+  const ranges = table(
+    `${p}event_ranges`,
+    {
+      id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+      subscriber: text('subscriber').notNull(),
+      owner: text('owner').notNull(),
+      token: uuid('token').notNull(),
+      leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }).notNull(),
+      attempts: integer('attempts').notNull(),
+      loTx: xid8('lo_tx').notNull(),
+      loPos: bigint('lo_pos', { mode: 'number' }).notNull(),
+      hiTx: xid8('hi_tx').notNull(),
+      hiPos: bigint('hi_pos', { mode: 'number' }).notNull(),
+      members: bigint('members', { mode: 'number' }).array().notNull(),
+      done: bigint('done', { mode: 'number' }).array().notNull().default(sql`'{}'`),
+      keyed: bigint('keyed', { mode: 'number' }).array().notNull().default(sql`'{}'`),
+      keys: text('keys').array().notNull().default(sql`'{}'`),
+    },
+    (r) => [index(i('idx_event_ranges_subscriber')).on(r.subscriber)],
+  );
 
   const deliveries = table(
     `${p}event_deliveries`,
     {
       id: uuid('id').primaryKey(),
-      seq: bigint('seq', { mode: 'number' }).generatedAlwaysAsIdentity(),
       eventId: uuid('event_id').notNull(),
       subscriber: text('subscriber').notNull(),
       orderingKey: text('ordering_key'),
+      posTx: xid8('pos_tx').notNull(),
+      pos: bigint('pos', { mode: 'number' }).notNull(),
       runAt: timestamp('run_at', { withTimezone: true }).notNull().defaultNow(),
       attempts: integer('attempts').notNull().default(0),
       leaseOwner: text('lease_owner'),
@@ -112,10 +142,11 @@ export function eventBusTables(options: TableOptions = {}) {
       createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     },
     (d) => [
-      index(i('idx_event_deliveries_due')).on(d.subscriber, d.runAt, d.seq),
+      index(i('idx_event_deliveries_due')).on(d.subscriber, d.runAt, d.posTx, d.pos),
       index(i('idx_event_deliveries_ordering'))
-        .on(d.subscriber, d.orderingKey, d.seq)
+        .on(d.subscriber, d.orderingKey, d.posTx, d.pos)
         .where(sql`ordering_key IS NOT NULL`),
+      index(i('idx_event_deliveries_event')).on(d.eventId),
     ],
   );
 
@@ -136,13 +167,19 @@ export function eventBusTables(options: TableOptions = {}) {
     ],
   );
 
+  const state = table(`${p}event_bus_state`, {
+    id: integer('id').primaryKey(),
+    horizonTx: xid8('horizon_tx').notNull(),
+    horizonPos: bigint('horizon_pos', { mode: 'number' }).notNull(),
+  });
+
   const migrations = table(`${p}event_bus_migrations`, {
     id: integer('id').primaryKey(),
     name: text('name').notNull(),
     appliedAt: timestamp('applied_at', { withTimezone: true }).notNull().defaultNow(),
   });
 
-  return { events, eventSubscriptions, subscribers, deliveries, deadLetters, migrations };
+  return { events, eventSubscriptions, subscribers, ranges, deliveries, deadLetters, state, migrations };
 }
 
 /** The tables in schema `public` without prefix (the defaults of `migrate` and `postgresStorage`). */
@@ -154,7 +191,9 @@ export const eventsTable = defaultTables.events;
 export const eventSubscriptionsTable = defaultTables.eventSubscriptions;
 /** Subscribers known to the bus, default placement. */
 export const eventSubscribersTable = defaultTables.subscribers;
-/** Unfinished deliveries, default placement. */
+/** Leased ranges of the log, default placement. */
+export const eventRangesTable = defaultTables.ranges;
+/** Deliveries off the happy path (retries, scheduled, blocked keys, replays), default placement. */
 export const eventDeliveriesTable = defaultTables.deliveries;
 /** Dead letters, default placement. */
 export const eventDeadLettersTable = defaultTables.deadLetters;

@@ -8,11 +8,11 @@
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createEventBus, defineCatalog, defineEvent, EventBusError } from '@blawby/event-bus';
 import type { EventBus } from '@blawby/event-bus';
-import { migrate, migrationSql, postgresStorage, type DrizzleDatabase } from '@blawby/event-bus/postgres';
+import { migrate, migrationSql, postgresStorage, type DrizzleDatabase, type PostgresStorage } from '@blawby/event-bus/postgres';
 import { makeEvent } from '../contract/storage.contract';
 import { createTestDatabase, DRIVERS, type TestDatabase } from './databases';
 
@@ -69,8 +69,10 @@ for (const driver of DRIVERS) {
       database = await createTestDatabase(driver);
       db = database.db;
     });
+    afterEach(async () => {
+      for (const b of buses.splice(0)) await b.stop();
+    });
     afterAll(async () => {
-      for (const b of buses) await b.stop();
       await database?.dispose();
     });
 
@@ -86,8 +88,10 @@ for (const driver of DRIVERS) {
         );
         expect(tables.map((r) => r.table_name)).toEqual([
           'event_bus_migrations',
+          'event_bus_state',
           'event_dead_letters',
           'event_deliveries',
+          'event_ranges',
           'event_subscribers',
           'event_subscriptions',
           'events',
@@ -138,8 +142,10 @@ for (const driver of DRIVERS) {
         expect(tables.sort()).toEqual(
           [
             'eb_event_bus_migrations',
+            'eb_event_bus_state',
             'eb_event_dead_letters',
             'eb_event_deliveries',
+            'eb_event_ranges',
             'eb_event_subscribers',
             'eb_event_subscriptions',
             'eb_events',
@@ -149,7 +155,10 @@ for (const driver of DRIVERS) {
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         await storage.append([{ event: makeEvent() }]);
         expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_events`)).toBe(1);
-        expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_event_deliveries`)).toBe(1);
+        const [claimed] = await storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 1 }], limit: 1, leaseMs: 1000 });
+        expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_event_ranges`)).toBe(1);
+        expect(await storage.complete(claimed!)).toBe(true);
+        expect(await count(db, `SELECT count(*)::int AS n FROM custom_place.eb_event_ranges`)).toBe(0);
         expect(
           await count(
             db,
@@ -231,9 +240,8 @@ for (const driver of DRIVERS) {
         expect(seen).toEqual(['kept@here']);
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.practices`)).toBe(1);
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(1);
-        const [event] = await rows(db, `SELECT processed, processed_at, retry_count FROM ${schema}.events`);
-        expect(event).toMatchObject({ processed: true, retry_count: 0 });
-        expect(event!.processed_at).not.toBeNull();
+        const [event] = (await b.timeline({ limit: 10 })).events;
+        expect(event).toMatchObject({ processed: true, retryCount: 0 });
       });
 
       it('gives a transactional subscriber ctx.tx: its rows and its delivery commit together', async () => {
@@ -260,8 +268,9 @@ for (const driver of DRIVERS) {
         const effects = await rows(db, `SELECT attempt FROM ${schema}.effects`);
         expect(effects.map((r) => Number(r.attempt))).toEqual([2]);
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(0);
-        const [event] = await rows(db, `SELECT processed, retry_count, last_error FROM ${schema}.events`);
-        expect(event).toMatchObject({ processed: true, retry_count: 1 });
+        expect((await b.timeline({ limit: 10 })).events[0]).toMatchObject({ processed: true, retryCount: 1 });
+        const [event] = await rows(db, `SELECT retry_count, last_error FROM ${schema}.events`);
+        expect(event).toMatchObject({ retry_count: 1 });
         expect(String(event!.last_error)).toContain('fails after writing');
       });
 
@@ -314,7 +323,7 @@ for (const driver of DRIVERS) {
         expect(quietWoken).toBe(0);
         await stop();
         await stopQuiet();
-        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(2);
+        expect((await listener.backlog(['a'])).due).toBe(2);
       });
 
       it('runs a handler in another bus within milliseconds of the publish, without polling', async () => {
@@ -358,7 +367,9 @@ for (const driver of DRIVERS) {
         expect(results.slice(0, 10).map((r) => r.unclaimed)).toEqual([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
         expect(results.slice(10).every((r) => r.unclaimed === 0)).toBe(true);
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(10);
-        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(5);
+        // Nothing is written per delivery: the subscriber reads them from the log.
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(0);
+        expect((await storage.backlog(['a'])).due).toBe(5);
       });
 
       it("keeps one caller's bad row from failing the others coalesced with it", async () => {
@@ -376,61 +387,144 @@ for (const driver of DRIVERS) {
       });
     });
 
-    describe('claiming on append', () => {
-      it('hands new due deliveries to the claimer within its limits, and leaves the rest to others', async () => {
+    describe('the log', () => {
+      const claimAll = (storage: PostgresStorage, owner: string, names: string[], leaseMs = 30_000) =>
+        storage.claim({ owner, subscribers: names.map((name) => ({ name, limit: 100 })), limit: 100, leaseMs });
+
+      it('neither skips nor delivers early an event whose transaction commits after later ones', async (ctx) => {
+        if (driver === 'pglite') {
+          ctx.skip('PGlite has one connection: a second transaction cannot be open while another commits');
+          return;
+        }
         const schema = await freshSchema();
         const storage = postgresStorage({ db, schema });
-        const other = postgresStorage({ db, schema });
-        await storage.register([
-          { name: 'a', patterns: ['*'] },
-          { name: 'b', patterns: ['*'] },
-          { name: 'c', patterns: ['*'] },
-        ]);
-        let woken = 0;
-        const stop = await other.watch(() => void (woken += 1));
-        const claim = {
-          owner: 'me',
-          subscribers: [
-            { name: 'a', limit: 2 },
-            { name: 'b', limit: 10 },
-          ],
-          limit: 4,
-          leaseMs: 30_000,
-        };
-        const result = await storage.append(
-          [
-            { event: makeEvent() },
-            { event: makeEvent(), orderingKey: 'k' }, // never claimed on append: an earlier one of its key may exist
-            { event: makeEvent(), deliverAt: new Date(Date.now() + 60_000) },
-            { event: makeEvent() },
-            { event: makeEvent() },
-          ],
-          { claim },
-        );
-        expect(result.claimed).toHaveLength(4);
-        expect(result.claimed.filter((d) => d.subscriber === 'a')).toHaveLength(2);
-        expect(result.claimed.filter((d) => d.subscriber === 'b')).toHaveLength(2);
-        expect(result.claimed.every((d) => d.attempt === 1 && d.leaseExpiresAt.getTime() > Date.now())).toBe(true);
-        expect(new Set(result.claimed.map((d) => d.event.eventId)).size).toBeLessThanOrEqual(3);
-        // 4 events due now × 3 subscribers, 4 of them claimed.
-        expect(result.unclaimed).toBe(8);
-        await until(() => woken > 0, 5000);
-        await stop();
-        // The claimed ones are leased: nobody else gets them; the holder settles them.
-        const rest = await other.claim({
-          owner: 'other',
-          subscribers: ['a', 'b', 'c'].map((name) => ({ name, limit: 100 })),
-          limit: 100,
-          leaseMs: 30_000,
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const early = makeEvent();
+        const late = makeEvent();
+        // A second connection holds a transaction open with `early` in it: its id is older than `late`'s.
+        const other = postgres(database.url!, { max: 1, onnotice: () => {} });
+        const otherDb = drizzlePostgres(other) as unknown as DrizzleDatabase;
+        const otherStorage = postgresStorage({ db: otherDb, schema });
+        let commit!: () => void;
+        const held = new Promise<void>((resolve) => (commit = resolve));
+        let appended!: () => void;
+        const inTx = new Promise<void>((resolve) => (appended = resolve));
+        const open = otherDb.transaction(async (tx) => {
+          await otherStorage.append([{ event: early }], { tx });
+          appended();
+          await held;
         });
-        expect(rest).toHaveLength(8);
-        const taken = new Set(result.claimed.map((d) => d.deliveryId));
-        expect(rest.some((d) => taken.has(d.deliveryId))).toBe(false);
-        for (const d of result.claimed) expect(await storage.complete(d)).toBe(true);
-        // Inside a caller's transaction nothing is claimed.
-        const inTx = await storage.transaction((tx) => storage.append([{ event: makeEvent() }], { tx, claim }));
-        expect(inTx.claimed).toEqual([]);
-        expect(inTx.unclaimed).toBe(3);
+        try {
+          await inTx;
+          await storage.append([{ event: late }]);
+          // `late` is committed, but an older transaction is still running: nothing is read past it.
+          expect(await claimAll(storage, 'w1', ['a'])).toEqual([]);
+          expect((await storage.backlog(['a'])).due).toBe(0);
+          commit();
+          await open;
+          const claimed = await claimAll(storage, 'w1', ['a']);
+          expect(claimed.map((d) => d.event.eventId)).toEqual([early.eventId, late.eventId]);
+        } finally {
+          commit();
+          await open.catch(() => {});
+          await other.end();
+        }
+      });
+
+      it('writes one row per event however many subscribers, and no row per delivery on the happy path', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        const names = ['a', 'b', 'c'];
+        await storage.register(names.map((name) => ({ name, patterns: ['*'] })));
+        await storage.append(Array.from({ length: 20 }, () => ({ event: makeEvent() })));
+        const claimed = await claimAll(storage, 'w1', names);
+        expect(claimed).toHaveLength(60);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_ranges`)).toBe(3);
+        await Promise.all(claimed.map((d) => storage.complete(d)));
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_ranges`)).toBe(0);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(0);
+        expect((await storage.health()).unprocessed).toBe(0);
+        expect((await storage.timeline({ limit: 100 })).events.every((e) => e.processed)).toBe(true);
+      });
+
+      it('hands over a batch whose lease ran out mid-way: its unsettled events only, fencing the stale owner', async () => {
+        const schema = await freshSchema();
+        const s1 = postgresStorage({ db, schema });
+        const s2 = postgresStorage({ db, schema });
+        await s1.register([{ name: 'a', patterns: ['*'] }]);
+        await s1.append(Array.from({ length: 5 }, () => ({ event: makeEvent() })));
+        const batch = await claimAll(s1, 'w1', ['a'], 400);
+        expect(batch).toHaveLength(5);
+        expect(await s1.complete(batch[0]!)).toBe(true);
+        expect(await s1.complete(batch[1]!)).toBe(true);
+        expect(await claimAll(s2, 'w2', ['a'])).toEqual([]);
+        await sleep(600);
+        const taken = await claimAll(s2, 'w2', ['a']);
+        expect(taken.map((d) => d.deliveryId).sort()).toEqual(batch.slice(2).map((d) => d.deliveryId).sort());
+        expect(taken.every((d) => d.attempt === 2)).toBe(true);
+        // The stale owner's outcomes change nothing.
+        expect(await s1.complete(batch[2]!)).toBe(false);
+        expect(await s1.fail(batch[3]!, { error: { name: 'E', message: 'late' }, retryAt: null })).toBe(false);
+        expect(await s1.release(batch[4]!)).toBe(false);
+        expect(await s1.extend(batch.slice(2), 10_000)).toEqual([]);
+        for (const d of taken) expect(await s2.complete(d)).toBe(true);
+        expect(await s1.listDeadLetters()).toEqual([]);
+        expect((await s1.health()).unprocessed).toBe(0);
+      });
+
+      it('keeps a key blocked behind a retry for another process, and lets other keys through', async () => {
+        const schema = await freshSchema();
+        const s1 = postgresStorage({ db, schema });
+        const s2 = postgresStorage({ db, schema });
+        await s1.register([{ name: 'a', patterns: ['*'] }]);
+        const [k1, k2, other] = [makeEvent(), makeEvent(), makeEvent()];
+        await s1.append([{ event: k1, orderingKey: 'k' }]);
+        const [d1] = await claimAll(s1, 'w1', ['a']);
+        expect(d1!.event.eventId).toBe(k1.eventId);
+        expect(await s1.fail(d1!, { error: { name: 'E', message: 'x' }, retryAt: new Date(Date.now() + 500) })).toBe(true);
+        await s1.append([{ event: k2, orderingKey: 'k' }, { event: other, orderingKey: 'j' }]);
+        // Another process reads on: k2 waits behind k1's retry, other runs.
+        expect((await claimAll(s2, 'w2', ['a'])).map((d) => d.event.eventId)).toEqual([other.eventId]);
+        expect(await claimAll(s2, 'w2', ['a'])).toEqual([]);
+        await sleep(600);
+        const [retried] = await claimAll(s2, 'w2', ['a']);
+        expect(retried).toMatchObject({ attempt: 2, deliveryId: d1!.deliveryId });
+        expect(await claimAll(s1, 'w1', ['a'])).toEqual([]); // still behind the running retry
+        expect(await s2.complete(retried!)).toBe(true);
+        expect((await claimAll(s1, 'w1', ['a'])).map((d) => d.event.eventId)).toEqual([k2.eventId]);
+      });
+
+      it('replays what a subscriber has passed while its head moves on, without delivering anything twice', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const first = Array.from({ length: 3 }, () => ({ event: makeEvent() }));
+        await storage.append(first);
+        for (const d of await claimAll(storage, 'w1', ['a'])) await storage.complete(d);
+        const later = Array.from({ length: 2 }, () => ({ event: makeEvent() }));
+        await storage.append(later);
+        // The head has passed the first three; the later two are still ahead of it.
+        expect(await storage.replay({ subscribers: ['a'] })).toBe(3);
+        const claimed = await claimAll(storage, 'w1', ['a']);
+        expect(claimed.map((d) => d.event.eventId).sort()).toEqual(
+          [...first, ...later].map((i) => i.event.eventId).sort(),
+        );
+        for (const d of claimed) expect(await storage.complete(d)).toBe(true);
+        expect(await claimAll(storage, 'w1', ['a'])).toEqual([]);
+      });
+
+      it('starts a new subscriber at the oldest place another one has not settled', async () => {
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const events = Array.from({ length: 4 }, () => ({ event: makeEvent() }));
+        await storage.append(events);
+        const [d1, d2] = await storage.claim({ owner: 'w', subscribers: [{ name: 'a', limit: 2 }], limit: 2, leaseMs: 30_000 });
+        await storage.complete(d1!);
+        await storage.complete(d2!);
+        await storage.register([{ name: 'b', patterns: ['*'] }]);
+        const forB = await claimAll(storage, 'w', ['b']);
+        expect(forB.map((d) => d.event.eventId)).toEqual(events.slice(2).map((i) => i.event.eventId));
       });
     });
 
@@ -457,8 +551,8 @@ for (const driver of DRIVERS) {
           leaseMs: 30_000,
         });
         await Promise.all([...a.map((d) => s1.complete(d)), ...b.map((d) => s2.complete(d))]);
-        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events WHERE NOT processed`)).toBe(0);
-        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_deliveries`)).toBe(0);
+        expect((await s1.health()).unprocessed).toBe(0);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_ranges`)).toBe(0);
       });
     });
 

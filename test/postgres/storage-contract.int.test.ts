@@ -25,11 +25,11 @@ for (const driver of DRIVERS) {
     // One migration per run; each test starts from emptied tables (much faster than a schema per test).
     describeStorageContract(`postgres (${driver})`, async () => {
       const storage = postgresStorage({ db: database.db, schema });
-      const { events, subscribers, deliveries, deadLetters } = storage.tables;
+      const { events, subscribers, deliveries, deadLetters, ranges } = storage.tables;
       return {
         storage,
         cleanup: async () => {
-          await database.db.execute(sql.raw(`TRUNCATE ${events}, ${subscribers}, ${deliveries}, ${deadLetters}`));
+          await database.db.execute(sql.raw(`TRUNCATE ${events}, ${subscribers}, ${deliveries}, ${deadLetters}, ${ranges}`));
         },
       };
     });

@@ -1,13 +1,14 @@
 /**
  * Migration 1: the seed's `events` table (columns and indexes as given, plus
  * the columns the bus needs), `event_subscriptions` as in the seed, and the
- * tables of subscribers, deliveries and dead letters.
+ * tables of the delivery model: subscribers with their cursor into the log,
+ * leased ranges of the log, off-path deliveries and dead letters.
  *
  * Every statement is idempotent (`IF NOT EXISTS`), so an existing Blawby
  * database whose `events` table predates the bus keeps its rows and gains the
  * new columns.
  */
-import { InvalidOptionError } from '../../../src/errors';
+import { InvalidOptionError } from '@blawby/event-bus';
 import type { TableNames } from '../names';
 import type { Migration, MigrationOptions } from './types';
 
@@ -36,14 +37,19 @@ export const initialMigration: Migration = {
   processed_at TIMESTAMP,
   created_at TIMESTAMP DEFAULT NOW() NOT NULL
 )`,
-      // Columns of the bus: an existing seed table gains them.
+      // Columns of the bus: an existing seed table gains them. `position` and
+      // `tx_id` place each event in the log: readers take events in
+      // (tx_id, position) order and only below the oldest running transaction
+      // (`pg_snapshot_xmin`), so an event whose transaction commits late is
+      // never skipped (a sequence alone is not commit order). Rows of an adopted
+      // table get the migration's own transaction id.
       `ALTER TABLE ${t.events}
   ADD COLUMN IF NOT EXISTS idempotency_key TEXT,
   ADD COLUMN IF NOT EXISTS ordering_key TEXT,
   ADD COLUMN IF NOT EXISTS deliver_at TIMESTAMPTZ,
-  ADD COLUMN IF NOT EXISTS pending_deliveries INTEGER DEFAULT 0 NOT NULL`,
-      // Room in each page for the updates that count deliveries down, so they can be HOT (no index writes).
-      `ALTER TABLE ${t.events} SET (fillfactor = 90)`,
+  ADD COLUMN IF NOT EXISTS position BIGINT GENERATED ALWAYS AS IDENTITY,
+  ADD COLUMN IF NOT EXISTS tx_id XID8 DEFAULT pg_current_xact_id() NOT NULL`,
+      `CREATE INDEX IF NOT EXISTS ${i('idx_events_log')} ON ${t.events} (tx_id, position)`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_event_type')} ON ${t.events} (event_type)`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_actor')} ON ${t.events} (actor)`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_actor_type')} ON ${t.events} (actor_type)`,
@@ -72,21 +78,48 @@ export const initialMigration: Migration = {
   updated_at TIMESTAMP DEFAULT NOW() NOT NULL,
   UNIQUE (user_id, event_type, channel)
 )`,
+      // A subscriber's cursor: every event up to (head_tx, head_pos) was handed
+      // out or settled for it. Moving it is a HOT update (no indexed column).
       `CREATE TABLE IF NOT EXISTS ${t.subscribers} (
   name TEXT PRIMARY KEY,
   patterns TEXT[] NOT NULL,
   registered_at TIMESTAMPTZ DEFAULT NOW() NOT NULL,
-  last_seen_at TIMESTAMPTZ DEFAULT NOW() NOT NULL
-)`,
-      // One row per unfinished (event, subscriber): finished rows are deleted,
-      // so the table stays as small as the backlog. Lease columns are in no
-      // index, so claiming is a HOT update.
+  last_seen_at TIMESTAMPTZ DEFAULT NOW() NOT NULL,
+  head_tx XID8 DEFAULT '0' NOT NULL,
+  head_pos BIGINT DEFAULT 0 NOT NULL
+) WITH (fillfactor = 50)`,
+      // A range: one claim's events of the log (after lo, up to hi), leased to
+      // one owner. `members` were handed out, `done` settled; `keyed`/`keys`
+      // are the members with an ordering key, so later events of those keys wait.
+      // A range whose lease runs out is spilled into deliveries by the next claim.
+      `CREATE TABLE IF NOT EXISTS ${t.ranges} (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  subscriber TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  token UUID NOT NULL,
+  lease_expires_at TIMESTAMPTZ NOT NULL,
+  attempts INTEGER NOT NULL,
+  lo_tx XID8 NOT NULL,
+  lo_pos BIGINT NOT NULL,
+  hi_tx XID8 NOT NULL,
+  hi_pos BIGINT NOT NULL,
+  members BIGINT[] NOT NULL,
+  done BIGINT[] DEFAULT '{}' NOT NULL,
+  keyed BIGINT[] DEFAULT '{}' NOT NULL,
+  keys TEXT[] DEFAULT '{}' NOT NULL
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 200)`,
+      `CREATE INDEX IF NOT EXISTS ${i('idx_event_ranges_subscriber')} ON ${t.ranges} (subscriber)`,
+      // Deliveries off the happy path only: a retry waiting for its time, a
+      // future deliverAt, a key blocked behind another delivery, a replay or
+      // redrive, a range spilled after its lease ran out. (pos_tx, pos) is the
+      // event's place in the log: deliveries of one key run in that order.
       `CREATE TABLE IF NOT EXISTS ${t.deliveries} (
   id UUID PRIMARY KEY,
-  seq BIGINT GENERATED ALWAYS AS IDENTITY,
   event_id UUID NOT NULL,
   subscriber TEXT NOT NULL,
   ordering_key TEXT,
+  pos_tx XID8 NOT NULL,
+  pos BIGINT NOT NULL,
   run_at TIMESTAMPTZ DEFAULT NOW() NOT NULL,
   attempts INTEGER DEFAULT 0 NOT NULL,
   lease_owner TEXT,
@@ -95,10 +128,11 @@ export const initialMigration: Migration = {
   last_error JSONB,
   created_at TIMESTAMPTZ DEFAULT NOW() NOT NULL
 ) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000)`,
-      `CREATE INDEX IF NOT EXISTS ${i('idx_event_deliveries_due')} ON ${t.deliveries} (subscriber, run_at, seq)`,
+      `CREATE INDEX IF NOT EXISTS ${i('idx_event_deliveries_due')} ON ${t.deliveries} (subscriber, run_at, pos_tx, pos)`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_event_deliveries_ordering')} ON ${
         t.deliveries
-      } (subscriber, ordering_key, seq) WHERE ordering_key IS NOT NULL`,
+      } (subscriber, ordering_key, pos_tx, pos) WHERE ordering_key IS NOT NULL`,
+      `CREATE INDEX IF NOT EXISTS ${i('idx_event_deliveries_event')} ON ${t.deliveries} (event_id)`,
       `CREATE TABLE IF NOT EXISTS ${t.deadLetters} (
   id UUID PRIMARY KEY,
   event_id UUID NOT NULL,
@@ -112,6 +146,20 @@ export const initialMigration: Migration = {
         t.deadLetters
       } (subscriber, failed_at)`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_event_dead_letters_event')} ON ${t.deadLetters} (event_id)`,
+      // Where the first subscribers start when none is registered: before the
+      // oldest event of an adopted table that is not processed (so its history
+      // is not delivered again), or at the start of an empty log.
+      `CREATE TABLE IF NOT EXISTS ${t.state} (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  horizon_tx XID8 NOT NULL,
+  horizon_pos BIGINT NOT NULL
+)`,
+      `INSERT INTO ${t.state} (id, horizon_tx, horizon_pos)
+SELECT 1, coalesce(u.tx_id, a.tx_id, '0'), coalesce(u.position - 1, a.position, 0)
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (SELECT tx_id, position FROM ${t.events} WHERE NOT processed ORDER BY tx_id, position LIMIT 1) u ON true
+LEFT JOIN LATERAL (SELECT tx_id, position FROM ${t.events} ORDER BY tx_id DESC, position DESC LIMIT 1) a ON true
+ON CONFLICT (id) DO NOTHING`,
     ];
   },
 };

@@ -1,0 +1,192 @@
+/**
+ * Claiming: one statement hands an owner what is due for its subscribers,
+ * from two places.
+ *
+ * 1. Off-path deliveries (rows: retries now due, a `deliverAt` reached, keys
+ *    unblocked, replays, redrives, spilled ranges), claimed row by row with
+ *    `FOR UPDATE SKIP LOCKED`, as a queue would.
+ * 2. The log: for each subscriber, the events after its head that are below
+ *    the visible horizon, up to its limit. The head moves past them and they
+ *    become one range, leased to the owner; no row per event is written.
+ *    An event that cannot run now goes to the deliveries instead: a future
+ *    `deliverAt`, or an ordering key that already waits or runs (in a row, in
+ *    a range, or earlier in this same batch).
+ *
+ * Heads move optimistically: the update only applies if the head is still
+ * where this statement read it. A claimer that lost the race for a
+ * subscriber gets nothing for it (kind `'x'`) and claims again; so two owners
+ * never get the same range, and nothing waits on a lock held across a round
+ * trip.
+ *
+ * The statement also tidies the claimed subscribers' ranges: one whose lease
+ * ran out goes back to the deliveries (its unsettled events, with the
+ * attempts spent), one fully settled is deleted.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import { EVENT_COLUMNS, patternMatchText } from '../event-row';
+import type { TableNames } from '../names';
+import { CFG_USED, id, intArray, ms, settings, textArray, VISIBLE_HORIZON } from './common';
+
+/** The columns after `subscriber` of a result row that carries no delivery. */
+const NO_DELIVERY = `NULL, NULL, NULL, NULL::xid8, NULL::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8`;
+
+const NO_DELIVERY_AFTER_ATTEMPTS = `NULL, NULL::xid8, NULL::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8`;
+
+/** One subscriber's share of a claim. */
+export interface ClaimShare {
+  name: string;
+  lim: number;
+}
+
+/** A row delivery whose ordering key waits behind another delivery of the same key (alias `d`). */
+export function keyBlocked(t: TableNames): string {
+  return `(d.ordering_key IS NOT NULL AND (EXISTS (SELECT 1 FROM ${t.deliveries} o
+    WHERE o.subscriber = d.subscriber AND o.ordering_key = d.ordering_key AND (o.pos_tx, o.pos) < (d.pos_tx, d.pos))
+  OR ${keyInRanges(t, 'd.subscriber', 'd.ordering_key')}))`;
+}
+
+/** An ordering key that a range of the subscriber still holds unsettled. */
+function keyInRanges(t: TableNames, subscriber: string, key: string): string {
+  return `EXISTS (SELECT 1 FROM ${t.ranges} r, unnest(r.keyed, r.keys) AS k(p, key)
+    WHERE r.subscriber = ${subscriber} AND k.key = ${key} AND NOT k.p = ANY(r.done))`;
+}
+
+/**
+ * The claim statement. `shares` already respect the claim's total limit.
+ * `window` bounds how many events of the log one subscriber's scan reads
+ * (a subscriber with narrow patterns skips the rest in later claims).
+ */
+export function claimStatement(
+  t: TableNames,
+  owner: string,
+  shares: ClaimShare[],
+  leaseMs: number,
+  asyncCommit: boolean,
+  window: number,
+): SQL {
+  const rowBranches = shares.map(
+    // Each branch is a sub-select (FOR UPDATE is not allowed directly in a UNION) with its own
+    // LIMIT parameter, so the planner sees the real limit and scans the due index for a few rows.
+    (s) => sql`SELECT * FROM (SELECT d.id, d.subscriber FROM ${id(t.deliveries)} d
+    WHERE d.subscriber = ${s.name} AND d.run_at <= now()
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()) AND NOT ${id(keyBlocked(t))}
+    ORDER BY d.run_at, d.pos_tx, d.pos
+    LIMIT ${s.lim}::int
+    FOR UPDATE SKIP LOCKED) b`,
+  );
+  return sql`
+WITH ${settings(asyncCommit)},
+req AS (SELECT * FROM unnest(${textArray(shares.map((s) => s.name))}, ${intArray(shares.map((s) => s.lim))}) AS x(name, lim)),
+rcand AS (${sql.join(rowBranches, sql` UNION ALL `)}),
+rclaimed AS (
+  UPDATE ${id(t.deliveries)} d SET lease_owner = ${owner}, lease_token = gen_random_uuid(),
+    lease_expires_at = now() + ${ms(leaseMs)}, attempts = d.attempts + 1
+  FROM rcand WHERE d.id = rcand.id AND ${id(CFG_USED)} >= 0
+  RETURNING d.id, d.event_id, d.subscriber, d.lease_token, d.attempts, d.lease_expires_at, d.pos_tx, d.pos
+),
+hz AS (SELECT ${VISIBLE_HORIZON} AS xmin),
+subs AS (
+  SELECT s.name, s.patterns, s.head_tx, s.head_pos,
+    r.lim - (SELECT count(*) FROM rclaimed c WHERE c.subscriber = s.name)::int AS lim
+  FROM ${id(t.subscribers)} s JOIN req r ON r.name = s.name
+),
+scan AS (
+  SELECT s.name, s.lim, s.head_tx, s.head_pos, e.id, e.tx_id, e.position, e.ordering_key, e.deliver_at,
+    ${id(patternMatchText('s.patterns', 'e.event_type'))} AS matches
+  FROM subs s CROSS JOIN LATERAL (
+    SELECT e.id, e.tx_id, e.position, e.ordering_key, e.deliver_at, e.event_type FROM ${id(t.events)} e
+    WHERE (e.tx_id, e.position) > (s.head_tx, s.head_pos) AND e.tx_id < (SELECT xmin FROM hz)
+    ORDER BY e.tx_id, e.position
+    LIMIT ${window}::int
+  ) e
+  WHERE s.lim > 0
+),
+cls AS (
+  SELECT m.*, (coalesce(m.deliver_at > now(), false) OR (m.ordering_key IS NOT NULL AND (
+      row_number() OVER (PARTITION BY m.name, m.ordering_key ORDER BY m.tx_id, m.position) > 1
+      OR EXISTS (SELECT 1 FROM ${id(t.deliveries)} o WHERE o.subscriber = m.name AND o.ordering_key = m.ordering_key)
+      OR ${id(keyInRanges(t, 'm.name', 'm.ordering_key'))}))) AS to_row
+  FROM scan m WHERE m.matches
+),
+ranked AS (
+  SELECT c.*, count(*) FILTER (WHERE NOT c.to_row)
+    OVER (PARTITION BY c.name ORDER BY c.tx_id, c.position ROWS UNBOUNDED PRECEDING) AS take_rank
+  FROM cls c
+),
+chosen AS (
+  SELECT r.* FROM ranked r WHERE (NOT r.to_row AND r.take_rank <= r.lim) OR (r.to_row AND r.take_rank < r.lim)
+),
+reached AS (SELECT name, tx_id, position FROM ranked WHERE NOT to_row AND take_rank = lim),
+scanned AS (
+  SELECT DISTINCT ON (name) name, head_tx, head_pos, tx_id, position FROM scan ORDER BY name, tx_id DESC, position DESC
+),
+cut AS (
+  SELECT sc.name, sc.head_tx AS old_tx, sc.head_pos AS old_pos,
+    coalesce(rc.tx_id, sc.tx_id) AS tx, coalesce(rc.position, sc.position) AS pos
+  FROM scanned sc LEFT JOIN reached rc ON rc.name = sc.name
+),
+moved AS (
+  UPDATE ${id(t.subscribers)} s SET head_tx = c.tx, head_pos = c.pos
+  FROM cut c WHERE s.name = c.name AND s.head_tx = c.old_tx AND s.head_pos = c.old_pos AND ${id(CFG_USED)} >= 0
+  RETURNING s.name
+),
+taken AS (SELECT c.* FROM chosen c WHERE NOT c.to_row AND c.name IN (SELECT name FROM moved)),
+routed AS (
+  INSERT INTO ${id(t.deliveries)} (id, event_id, subscriber, ordering_key, pos_tx, pos, run_at)
+  SELECT md5(c.id::text || ':' || c.name)::uuid, c.id, c.name, c.ordering_key, c.tx_id, c.position,
+    coalesce(c.deliver_at, now())
+  FROM chosen c WHERE c.to_row AND c.name IN (SELECT name FROM moved)
+  ORDER BY c.tx_id, c.position
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+),
+leased AS (
+  INSERT INTO ${id(t.ranges)} (subscriber, owner, token, lease_expires_at, attempts, lo_tx, lo_pos, hi_tx, hi_pos,
+    members, keyed, keys)
+  SELECT c.name, ${owner}, gen_random_uuid(), now() + ${ms(leaseMs)}, 1, c.old_tx, c.old_pos, c.tx, c.pos,
+    ARRAY(SELECT x.position FROM taken x WHERE x.name = c.name ORDER BY x.tx_id, x.position),
+    ARRAY(SELECT x.position FROM taken x WHERE x.name = c.name AND x.ordering_key IS NOT NULL ORDER BY x.tx_id, x.position),
+    ARRAY(SELECT x.ordering_key FROM taken x WHERE x.name = c.name AND x.ordering_key IS NOT NULL ORDER BY x.tx_id, x.position)
+  FROM cut c WHERE c.name IN (SELECT name FROM moved) AND EXISTS (SELECT 1 FROM taken x WHERE x.name = c.name)
+  RETURNING id, subscriber, token, lease_expires_at
+),
+expired AS (
+  DELETE FROM ${id(t.ranges)} r
+  WHERE r.subscriber IN (SELECT name FROM req) AND (r.lease_expires_at < now() OR cardinality(r.done) >= cardinality(r.members))
+  RETURNING r.subscriber, r.attempts, r.lo_tx, r.lo_pos, r.hi_tx, r.hi_pos, r.members, r.done
+),
+spilled AS (
+  INSERT INTO ${id(t.deliveries)} (id, event_id, subscriber, ordering_key, pos_tx, pos, run_at, attempts)
+  SELECT md5(e.id::text || ':' || x.subscriber)::uuid, e.id, x.subscriber, e.ordering_key, e.tx_id, e.position, now(),
+    x.attempts
+  FROM expired x CROSS JOIN LATERAL (
+    SELECT e.id, e.ordering_key, e.tx_id, e.position FROM ${id(t.events)} e
+    WHERE (e.tx_id, e.position) > (x.lo_tx, x.lo_pos) AND (e.tx_id, e.position) <= (x.hi_tx, x.hi_pos)
+      AND e.position = ANY(x.members) AND NOT e.position = ANY(x.done)
+  ) e
+  ORDER BY e.tx_id, e.position
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+)
+SELECT 'r' AS kind, rc.id::text AS delivery_id, rc.subscriber, rc.lease_token::text AS token, rc.attempts,
+  round(extract(epoch from rc.lease_expires_at) * 1000)::float8 AS lease_expires_ms, rc.pos_tx AS sort_tx,
+  rc.pos AS sort_pos, ${EVENT_COLUMNS}
+FROM rclaimed rc JOIN ${id(t.events)} e ON e.id = rc.event_id
+UNION ALL
+SELECT 'l', md5(e.id::text || ':' || x.name)::uuid::text, x.name,
+  'L.' || l.id || '.' || l.token || '.' || x.tx_id::text || '.' || x.position, 1,
+  round(extract(epoch from l.lease_expires_at) * 1000)::float8, x.tx_id, x.position, ${EVENT_COLUMNS}
+FROM taken x JOIN leased l ON l.subscriber = x.name JOIN ${id(t.events)} e ON e.id = x.id
+UNION ALL
+-- A subscriber whose head another claimer moved first: claim it again.
+SELECT 'x', NULL, c.name, ${id(NO_DELIVERY)} FROM cut c WHERE c.name NOT IN (SELECT name FROM moved)
+UNION ALL
+-- More may be due at once: rows were just added (attempts counts the spilled ones, due now), or
+-- committed events wait for an older transaction.
+SELECT 'h', NULL, NULL, NULL, (SELECT count(*) FROM spilled)::int, ${id(NO_DELIVERY_AFTER_ATTEMPTS)}
+WHERE EXISTS (SELECT 1 FROM routed) OR EXISTS (SELECT 1 FROM spilled)
+  OR EXISTS (SELECT 1 FROM ${id(t.events)} e WHERE e.tx_id >= (SELECT xmin FROM hz))
+ORDER BY sort_tx, sort_pos`;
+}

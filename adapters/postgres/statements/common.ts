@@ -1,0 +1,83 @@
+/**
+ * Pieces shared by the statements: parameter helpers, the active subscribers,
+ * the settled horizon, and `processed` derived from the cursors.
+ *
+ * The delivery model these statements keep: the `events` table is the log,
+ * ordered by (tx_id, position) and read only below the oldest running
+ * transaction; each subscriber has a head (everything up to it was handed out
+ * or settled for it); what a claim hands out is a range leased to its owner;
+ * rows in the deliveries table exist only off the happy path.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import { patternMatchText } from '../event-row';
+import type { TableNames } from '../names';
+
+export const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
+export const ms = (n: number): SQL => sql`(${n}::float8 * interval '1 millisecond')`;
+export const json = (value: unknown): SQL => sql`${JSON.stringify(value)}::jsonb`;
+export const id = (s: string): SQL => sql.raw(s);
+/** A text[] parameter. */
+export const textArray = (values: readonly string[]): SQL =>
+  sql`ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(values)}::jsonb))`;
+/** An int[] parameter. */
+export const intArray = (values: readonly number[]): SQL => sql`${`{${values.map((v) => Math.floor(v)).join(',')}}`}::int[]`;
+
+/** The oldest transaction still running: events of it and later ones are not read yet. */
+export const VISIBLE_HORIZON = sql.raw(`pg_snapshot_xmin(pg_current_snapshot())`);
+
+/**
+ * A CTE that sets statement-local settings: `synchronous_commit` off for lease
+ * bookkeeping (losing its last moments in a database crash means a delivery
+ * runs again, never a loss), and JIT off (these statements touch few rows;
+ * row estimates from array and LATERAL limits push the cost past
+ * `jit_above_cost`, and compiling once cost 200 ms a claim).
+ */
+export function settings(asyncCommit: boolean): SQL {
+  return sql.raw(
+    `cfg AS (SELECT set_config('synchronous_commit', '${asyncCommit ? 'off' : 'on'}', true) AS a,
+  set_config('jit', 'off', true) AS b)`,
+  );
+}
+/** References `cfg` so that its settings are applied before the statement's writes. */
+export const CFG_USED = `(SELECT count(*) FROM cfg)`;
+
+/** `pg_notify` on the storage's channel, or nothing when notifications are off (empty channel). */
+export function notifyCall(t: TableNames): SQL {
+  return t.channel ? sql`pg_notify(${t.channel}, '')` : sql`NULL`;
+}
+
+/** Subscribers that count: seen within the time to live. */
+export function activeSubscribers(t: TableNames, ttlMs: number): SQL {
+  return sql`SELECT name, patterns, head_tx, head_pos FROM ${id(t.subscribers)} WHERE last_seen_at > now() - ${ms(ttlMs)}`;
+}
+
+/**
+ * One row `(tx, pos)`: the oldest place in the log some active subscriber has
+ * not settled (its head, or the start of one of its ranges); the stored
+ * horizon when no subscriber is active. Everything at or before it is settled
+ * by every active subscriber. Needs CTE `act` (the active subscribers).
+ */
+export function settledHorizon(t: TableNames): string {
+  return `SELECT tx, pos FROM (
+    SELECT head_tx AS tx, head_pos AS pos FROM act
+    UNION ALL SELECT r.lo_tx, r.lo_pos FROM ${t.ranges} r WHERE r.subscriber IN (SELECT name FROM act)
+    UNION ALL SELECT horizon_tx, horizon_pos FROM ${t.state} WHERE NOT EXISTS (SELECT 1 FROM act)
+  ) h ORDER BY tx, pos LIMIT 1`;
+}
+
+/**
+ * Whether event `e` is processed, derived rather than stored: no delivery of
+ * it waits off the happy path, and every active subscriber whose patterns
+ * match has passed it with its head and settled it in its ranges. With no
+ * active subscriber, events after the stored horizon wait for the first ones.
+ * Needs CTE `act`.
+ */
+export function processedExpr(t: TableNames): SQL {
+  return sql.raw(`(NOT EXISTS (SELECT 1 FROM ${t.deliveries} d WHERE d.event_id = e.id) AND CASE
+  WHEN EXISTS (SELECT 1 FROM act) THEN NOT EXISTS (
+    SELECT 1 FROM act s WHERE ${patternMatchText('s.patterns', 'e.event_type')}
+      AND ((e.tx_id, e.position) > (s.head_tx, s.head_pos) OR EXISTS (
+        SELECT 1 FROM ${t.ranges} r WHERE r.subscriber = s.name AND e.position = ANY(r.members) AND NOT e.position = ANY(r.done))))
+  ELSE e.processed OR (e.tx_id, e.position) <= (SELECT horizon_tx, horizon_pos FROM ${t.state})
+END)`);
+}

@@ -1,0 +1,283 @@
+/**
+ * Reading and repairing: due times and backlog for the dispatcher, the
+ * timeline, replay, dead letters, health and retention.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import { EVENT_COLUMNS, patternMatch } from '../event-row';
+import type { TableNames } from '../names';
+import { keyBlocked } from './claim';
+import {
+  activeSubscribers,
+  id,
+  json,
+  notifyCall,
+  processedExpr,
+  settledHorizon,
+  UTC_NOW,
+  VISIBLE_HORIZON,
+} from './common';
+
+/** These subscribers with their heads (CTE body). */
+function named(t: TableNames, names: string[]): SQL {
+  return sql`SELECT name, patterns, head_tx, head_pos FROM ${id(t.subscribers)}
+  WHERE name IN (SELECT jsonb_array_elements_text(${json(names)}))`;
+}
+
+/** The events after subscriber `s`'s head that its patterns match, oldest first (a LATERAL body). */
+function afterHead(t: TableNames, limit: number | null): SQL {
+  return sql`SELECT e.deliver_at FROM ${id(t.events)} e
+    WHERE (e.tx_id, e.position) > (s.head_tx, s.head_pos) AND ${patternMatch('s.patterns', 'e.event_type')}
+      AND e.tx_id < (SELECT xmin FROM hz)
+    ${limit === null ? sql`` : sql`ORDER BY e.tx_id, e.position LIMIT ${limit}::int`}`;
+}
+
+/**
+ * Earliest time one of these subscribers has something to claim: the first
+ * unleased delivery row's due time, the end of a running lease (row or
+ * range), or the first readable event after its head.
+ */
+export function nextDueStatement(t: TableNames, names: string[]): SQL {
+  return sql`
+WITH subs AS (${named(t, names)}),
+hz AS (SELECT ${VISIBLE_HORIZON} AS xmin)
+SELECT round(extract(epoch from min(x.at)) * 1000)::float8 AS at FROM (
+  SELECT (SELECT d.run_at FROM ${id(t.deliveries)} d
+    WHERE d.subscriber = s.name AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()) AND NOT ${id(keyBlocked(t))}
+    ORDER BY d.run_at, d.pos_tx, d.pos LIMIT 1) AS at FROM subs s
+  UNION ALL
+  SELECT min(d.lease_expires_at) FROM ${id(t.deliveries)} d
+  WHERE d.subscriber IN (SELECT name FROM subs) AND d.lease_expires_at >= now()
+  UNION ALL
+  SELECT min(r.lease_expires_at) FROM ${id(t.ranges)} r WHERE r.subscriber IN (SELECT name FROM subs)
+  UNION ALL
+  SELECT min(greatest(coalesce(l.deliver_at, now()), now())) FROM subs s CROSS JOIN LATERAL (${afterHead(t, 1000)}) l
+) x`;
+}
+
+/**
+ * Counts these subscribers' unfinished work: delivery rows by state (one
+ * blocked behind its ordering key counts as the one it waits for), events of
+ * ranges (leased, or due again once the lease ran out) and events after the
+ * head (due, or scheduled for a later `deliverAt`).
+ */
+export function backlogStatement(t: TableNames, names: string[]): SQL {
+  return sql`
+WITH subs AS (${named(t, names)}),
+hz AS (SELECT ${VISIBLE_HORIZON} AS xmin),
+d AS (
+  SELECT d.subscriber, d.ordering_key, d.run_at, d.attempts, d.pos_tx, d.pos,
+    (d.lease_expires_at IS NOT NULL AND d.lease_expires_at >= now()) AS leased
+  FROM ${id(t.deliveries)} d WHERE d.subscriber IN (SELECT name FROM subs)
+),
+h AS (
+  SELECT CASE WHEN ordering_key IS NULL THEN leased ELSE first_value(leased) OVER w END AS leased,
+    CASE WHEN ordering_key IS NULL THEN run_at ELSE first_value(run_at) OVER w END AS run_at,
+    CASE WHEN ordering_key IS NULL THEN attempts ELSE first_value(attempts) OVER w END AS attempts
+  FROM d WINDOW w AS (PARTITION BY subscriber, ordering_key ORDER BY pos_tx, pos)
+),
+rows AS (
+  SELECT count(*) FILTER (WHERE leased) AS leased,
+    count(*) FILTER (WHERE NOT leased AND run_at <= now()) AS due,
+    count(*) FILTER (WHERE NOT leased AND run_at > now() AND attempts > 0) AS retrying,
+    count(*) FILTER (WHERE NOT leased AND run_at > now() AND attempts = 0) AS scheduled
+  FROM h
+),
+ranged AS (
+  SELECT count(*) FILTER (WHERE r.lease_expires_at >= now()) AS leased,
+    count(*) FILTER (WHERE r.lease_expires_at < now()) AS due
+  FROM ${id(t.ranges)} r CROSS JOIN LATERAL unnest(r.members) m
+  WHERE r.subscriber IN (SELECT name FROM subs) AND NOT m = ANY(r.done)
+),
+logged AS (
+  SELECT count(*) FILTER (WHERE l.deliver_at IS NULL OR l.deliver_at <= now()) AS due,
+    count(*) FILTER (WHERE l.deliver_at > now()) AS scheduled
+  FROM subs s CROSS JOIN LATERAL (${afterHead(t, null)}) l
+)
+SELECT (rows.leased + ranged.leased)::float8 AS leased, (rows.due + ranged.due + logged.due)::float8 AS due,
+  rows.retrying::float8 AS retrying, (rows.scheduled + logged.scheduled)::float8 AS scheduled
+FROM rows, ranged, logged`;
+}
+
+/** Filters shared by timeline and replay, on alias `e`. */
+export interface EventFilter {
+  actor?: string;
+  organizationId?: string;
+  eventTypes?: readonly string[];
+  /** A tenant boundary (see `TimelineScope`). */
+  scope?: { organizationIds: readonly string[]; actor?: string };
+  from?: Date;
+  to?: Date;
+}
+
+function eventWhere(f: EventFilter): SQL {
+  const parts: SQL[] = [sql`true`];
+  if (f.actor !== undefined) parts.push(sql`e.actor = ${f.actor}`);
+  if (f.organizationId !== undefined) parts.push(sql`e.organization_id = ${f.organizationId}`);
+  if (f.scope) {
+    const orgs = sql`e.organization_id IN (SELECT jsonb_array_elements_text(${json(f.scope.organizationIds)}))`;
+    parts.push(
+      f.scope.actor === undefined
+        ? orgs
+        : sql`(${orgs} OR (e.organization_id IS NULL AND e.actor = ${f.scope.actor}))`,
+    );
+  }
+  if (f.eventTypes && f.eventTypes.length > 0) {
+    parts.push(sql`e.event_type IN (SELECT jsonb_array_elements_text(${json(f.eventTypes)}))`);
+  }
+  if (f.from) parts.push(sql`e.created_at >= (${f.from.toISOString()}::timestamptz AT TIME ZONE 'UTC')`);
+  if (f.to) parts.push(sql`e.created_at < (${f.to.toISOString()}::timestamptz AT TIME ZONE 'UTC')`);
+  return sql.join(parts, sql` AND `);
+}
+
+/** One page of events, newest first, after the keyset position `(createdAt, id)` when given. */
+export function timelineStatement(
+  t: TableNames,
+  f: EventFilter,
+  limit: number,
+  after: { createdAt: string; id: string } | null,
+  ttlMs: number,
+): SQL {
+  const keyset = after
+    ? sql` AND e.created_at <= ${after.createdAt}::timestamp
+        AND (e.created_at < ${after.createdAt}::timestamp OR e.id < ${after.id}::uuid)`
+    : sql``;
+  return sql`
+WITH act AS (${activeSubscribers(t, ttlMs)}),
+page AS (
+  SELECT e.* FROM ${id(t.events)} e
+  WHERE ${eventWhere(f)}${keyset}
+  ORDER BY e.created_at DESC, e.id DESC
+  LIMIT ${limit + 1}::int
+)
+SELECT e.id, e.created_at::text AS created_text, ${EVENT_COLUMNS}, ${processedExpr(t)} AS processed
+FROM page e
+ORDER BY e.created_at DESC, e.id DESC`;
+}
+
+/** Makes matching events due again for the chosen (registered) subscribers whose patterns match. */
+export function replayStatement(
+  t: TableNames,
+  f: EventFilter,
+  subscribers: readonly string[] | undefined,
+  ttlMs: number,
+): SQL {
+  const subs = subscribers ? named(t, [...subscribers]) : activeSubscribers(t, ttlMs);
+  // Only what a subscriber's head has passed: later events reach it through the log anyway.
+  return sql`
+WITH subs AS (${subs}),
+targets AS (
+  SELECT e.id, e.ordering_key, e.tx_id, e.position, s.name, md5(e.id::text || ':' || s.name)::uuid AS delivery_id
+  FROM ${id(t.events)} e JOIN subs s ON ${patternMatch('s.patterns', 'e.event_type')}
+  WHERE ${eventWhere(f)} AND (e.tx_id, e.position) <= (s.head_tx, s.head_pos)
+),
+dels AS (
+  INSERT INTO ${id(t.deliveries)} (id, event_id, subscriber, ordering_key, pos_tx, pos, run_at)
+  SELECT delivery_id, id, name, ordering_key, tx_id, position, now() FROM targets ORDER BY tx_id, position, name
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+),
+dropped AS (DELETE FROM ${id(t.deadLetters)} WHERE id IN (SELECT id FROM dels) RETURNING id)
+SELECT (SELECT count(*) FROM dels)::int AS scheduled, (SELECT count(*) FROM dropped)::int AS dropped,
+  (SELECT count(*) FROM (SELECT ${notifyCall(t)} FROM (SELECT 1 FROM dels LIMIT 1) x) n)::int AS notified`;
+}
+
+/** Filter of dead letters, on aliases `dl` and `e`. */
+export interface DeadLetterWhere {
+  id?: string;
+  subscriber?: string;
+  eventType?: string;
+  eventId?: string;
+}
+
+function deadLetterWhere(f: DeadLetterWhere): SQL {
+  const parts: SQL[] = [sql`true`];
+  if (f.id !== undefined) parts.push(sql`dl.id = ${f.id}::uuid`);
+  if (f.subscriber !== undefined) parts.push(sql`dl.subscriber = ${f.subscriber}`);
+  if (f.eventType !== undefined) parts.push(sql`e.event_type = ${f.eventType}`);
+  if (f.eventId !== undefined) parts.push(sql`e.event_id = ${f.eventId}`);
+  return sql.join(parts, sql` AND `);
+}
+
+/** Dead letters with their events, oldest failure first. */
+export function listDeadLettersStatement(t: TableNames, f: DeadLetterWhere, limit: number): SQL {
+  return sql`
+SELECT dl.id AS dl_id, dl.subscriber, dl.attempts, dl.error,
+  round(extract(epoch from dl.failed_at) * 1000)::float8 AS failed_ms, ${EVENT_COLUMNS}
+FROM ${id(t.deadLetters)} dl JOIN ${id(t.events)} e ON e.id = dl.event_id
+WHERE ${deadLetterWhere(f)}
+ORDER BY dl.failed_at, dl.id
+LIMIT ${limit}::int`;
+}
+
+/** Moves dead letters of registered subscribers back to due deliveries with fresh attempts. */
+export function redriveStatement(t: TableNames, f: DeadLetterWhere, limit: number | null): SQL {
+  return sql`
+WITH chosen AS (
+  SELECT dl.id FROM ${id(t.deadLetters)} dl JOIN ${id(t.events)} e ON e.id = dl.event_id
+  WHERE ${deadLetterWhere(f)} AND EXISTS (SELECT 1 FROM ${id(t.subscribers)} s WHERE s.name = dl.subscriber)
+  ORDER BY dl.failed_at, dl.id
+  ${limit === null ? sql`` : sql`LIMIT ${limit}::int`}
+  FOR UPDATE OF dl SKIP LOCKED
+),
+moved AS (DELETE FROM ${id(t.deadLetters)} dl USING chosen c WHERE dl.id = c.id RETURNING dl.*),
+dels AS (
+  INSERT INTO ${id(t.deliveries)} (id, event_id, subscriber, ordering_key, pos_tx, pos, run_at)
+  SELECT m.id, m.event_id, m.subscriber, m.ordering_key, e.tx_id, e.position, now()
+  FROM moved m JOIN ${id(t.events)} e ON e.id = m.event_id ORDER BY e.tx_id, e.position
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+)
+SELECT (SELECT count(*) FROM moved)::int AS redriven,
+  (SELECT count(*) FROM (SELECT ${notifyCall(t)} FROM (SELECT 1 FROM dels LIMIT 1) x) n)::int AS notified`;
+}
+
+/** Deletes one dead letter. */
+export function discardStatement(t: TableNames, deadLetterId: string): SQL {
+  return sql`DELETE FROM ${id(t.deadLetters)} WHERE id = ${deadLetterId}::uuid RETURNING id`;
+}
+
+/**
+ * The numbers behind `health()`: events not processed (derived; only events
+ * after the settled horizon, and those with a delivery row, can be
+ * unprocessed, so the scan is as large as the backlog), dead letters, and the
+ * oldest due unprocessed event's age.
+ */
+export function healthStatement(t: TableNames, ttlMs: number): SQL {
+  return sql`
+WITH act AS (${activeSubscribers(t, ttlMs)}),
+hz AS (${id(settledHorizon(t))}),
+ids AS (
+  SELECT e.id FROM ${id(t.events)} e WHERE (e.tx_id, e.position) > (SELECT tx, pos FROM hz)
+  UNION SELECT event_id FROM ${id(t.deliveries)}
+),
+un AS (
+  SELECT e.created_at, e.deliver_at FROM ${id(t.events)} e JOIN ids ON ids.id = e.id WHERE NOT ${processedExpr(t)}
+)
+SELECT (SELECT count(*) FROM un)::float8 AS unprocessed,
+  (SELECT count(*) FROM ${id(t.deadLetters)})::float8 AS dead_letters,
+  (SELECT round(extract(epoch from (${id(UTC_NOW)} - min(created_at))) * 1000)::float8 FROM un
+    WHERE deliver_at IS NULL OR deliver_at <= now()) AS oldest_ms`;
+}
+
+/**
+ * Deletes up to `batch` processed events created before `before`: settled by
+ * every active subscriber (at or before the settled horizon), with no
+ * delivery row and no dead letter.
+ */
+export function purgeStatement(t: TableNames, before: Date, batch: number, ttlMs: number): SQL {
+  return sql`
+WITH act AS (${activeSubscribers(t, ttlMs)}),
+hz AS (${id(settledHorizon(t))}),
+victims AS (
+  SELECT e.id FROM ${id(t.events)} e
+  WHERE e.created_at < (${before.toISOString()}::timestamptz AT TIME ZONE 'UTC')
+    AND (e.tx_id, e.position) <= (SELECT tx, pos FROM hz)
+    AND NOT EXISTS (SELECT 1 FROM ${id(t.deliveries)} d WHERE d.event_id = e.id)
+    AND NOT EXISTS (SELECT 1 FROM ${id(t.deadLetters)} dl WHERE dl.event_id = e.id)
+  ORDER BY e.created_at
+  LIMIT ${batch}::int
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM ${id(t.events)} e USING victims v WHERE e.id = v.id
+RETURNING e.id`;
+}
