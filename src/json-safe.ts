@@ -37,8 +37,18 @@ function defOf(schema: unknown): ZodInternals | undefined {
   return (schema as { _zod?: { def?: ZodInternals } } | null)?._zod?.def;
 }
 
-/** Schemas checked so far: `true` when every object and array of their output is made by zod's parse. */
-const freshOutput = new WeakMap<object, boolean>();
+/**
+ * How a checked schema's parsed output becomes a snapshot: `copy` when it may
+ * hold the caller's own objects; else frozen in place, checking object keys
+ * only when a record can bring keys the schema does not name (`freeze-keys`).
+ */
+type SnapshotMode = 'copy' | 'freeze' | 'freeze-keys';
+
+/** Schemas checked so far, with how their output is snapshotted. */
+const snapshotModes = new WeakMap<object, SnapshotMode>();
+
+/** Marks, in a walk's `seen` map, that the schema has a record (keys from the data). */
+const DYNAMIC_KEYS = Symbol('dynamic keys');
 
 /**
  * Throws an {@link UnsupportedSchemaError} when `schema` can output a value
@@ -46,8 +56,10 @@ const freshOutput = new WeakMap<object, boolean>();
  * their output is checked at publish by {@link snapshotParsed}.
  */
 export function assertJsonSafeSchema(schema: unknown): void {
-  if (typeof schema === 'object' && schema !== null && !freshOutput.has(schema)) {
-    freshOutput.set(schema, walkSchema(schema, 'payload', new Map(), false));
+  if (typeof schema === 'object' && schema !== null && !snapshotModes.has(schema)) {
+    const seen = new Map<unknown, boolean | null>();
+    const fresh = walkSchema(schema, 'payload', seen, false);
+    snapshotModes.set(schema, !fresh ? 'copy' : seen.has(DYNAMIC_KEYS) ? 'freeze-keys' : 'freeze');
   }
 }
 
@@ -78,7 +90,10 @@ function walkDef(def: ZodInternals, path: string, seen: Map<unknown, boolean | n
     case 'object': {
       const shape = def.shape as Record<string, unknown>;
       let fresh = true;
-      for (const key of Object.keys(shape)) fresh = walk(shape[key], `${path}.${key}`) && fresh;
+      for (const key of Object.keys(shape)) {
+        if (!isStorableString(key)) throw new UnsupportedSchemaError(`${path}.${key}`, 'object', 'a key without NUL characters or unpaired surrogates');
+        fresh = walk(shape[key], `${path}.${key}`) && fresh;
+      }
       return (def.catchall === undefined || walk(def.catchall, `${path}[string]`)) && fresh;
     }
     case 'array':
@@ -89,6 +104,7 @@ function walkDef(def: ZodInternals, path: string, seen: Map<unknown, boolean | n
       return (def.rest == null || walk(def.rest, `${path}[]`)) && fresh;
     }
     case 'record':
+      seen.set(DYNAMIC_KEYS, true);
       return walk(def.valueType, `${path}[string]`);
     case 'union': {
       let fresh = true;
@@ -141,10 +157,11 @@ function walkDef(def: ZodInternals, path: string, seen: Map<unknown, boolean | n
 
 /** Why a value is not a JSON value this library can store, and where. */
 export class NotJsonSafe extends Error {
-  /** Path segments from the root of the checked value. */
-  readonly path: (string | number)[] = [];
-
-  constructor(readonly reason: string) {
+  constructor(
+    readonly reason: string,
+    /** Path segments from the root of the checked value. */
+    readonly path: (string | number)[] = [],
+  ) {
     super(reason);
   }
 }
@@ -169,101 +186,156 @@ export const UNSTORABLE_STRING = 'contains a NUL character or an unpaired surrog
  * function, `undefined` in an array, a cycle) throws {@link NotJsonSafe}
  * with the path to it. One pass: the copy is the snapshot that is stored,
  * so the caller's later changes to its own object change nothing.
- *
- * With `freezeRoot: false` the top-level object stays open (for metadata,
- * which publish middleware may add a `traceparent` to before it is stored).
  */
-export function jsonSnapshot(value: unknown, freezeRoot = true): unknown {
-  if (!freezeRoot && typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    return copyObject(value as Record<string, unknown>, 1, true, false);
-  }
-  return copy(value, 0, true);
+export function jsonSnapshot(value: unknown): unknown {
+  return withPath(value, () => copy(value, 0));
 }
 
 /**
  * The snapshot of a payload `schema` just parsed. When the schema's output
  * is fresh (see `walkSchema`: nothing in it is shared with the caller), the
- * parsed value is checked and frozen in place, which costs about a fifth of
- * a copy; otherwise it is copied as {@link jsonSnapshot} does.
+ * parsed value is checked and frozen in place, a fraction of the cost of a
+ * copy; otherwise it is copied as {@link jsonSnapshot} does.
  */
 export function snapshotParsed(schema: object, value: unknown): unknown {
-  let fresh = freshOutput.get(schema);
-  if (fresh === undefined) {
+  let mode = snapshotModes.get(schema);
+  if (mode === undefined) {
     assertJsonSafeSchema(schema); // a definition made without defineEvent
-    fresh = freshOutput.get(schema)!;
+    mode = snapshotModes.get(schema)!;
   }
-  return copy(value, 0, !fresh);
+  if (mode === 'copy') return withPath(value, () => copy(value, 0));
+  const checkKeys = mode === 'freeze-keys';
+  return withPath(value, () => freezeInPlace(value, 0, checkKeys));
 }
 
-function copy(value: unknown, depth: number, copying: boolean): unknown {
+/** Runs a check; on failure, walks `value` once more to say where the problem is (the fast path keeps no path). */
+function withPath(value: unknown, check: () => unknown): unknown {
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof NotJsonSafe)) throw err;
+    throw new NotJsonSafe(err.reason, locate(value, 0) ?? []);
+  }
+}
+
+/** The problem a value's check refuses, when `value` itself (not something inside it) is the problem. */
+function problemOf(value: unknown, depth: number): string | undefined {
   switch (typeof value) {
     case 'string':
-      if (!isStorableString(value)) throw new NotJsonSafe(UNSTORABLE_STRING);
+      return isStorableString(value) ? undefined : UNSTORABLE_STRING;
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${value} is not a JSON number`;
+    case 'boolean':
+      return undefined;
+    case 'object': {
+      if (value === null) return undefined;
+      if (depth >= MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels (or a cycle)`;
+      if (Array.isArray(value)) return undefined;
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto === Object.prototype || proto === null) return undefined;
+      const kind = ((value as { constructor?: { name?: string } }).constructor?.name) || 'non-plain object';
+      return `a ${kind} is not a JSON value`;
+    }
+    case 'undefined':
+      return 'undefined is not a JSON value (in an array it would become null)';
+    default:
+      return `a ${typeof value} is not a JSON value`;
+  }
+}
+
+function fail(value: unknown, depth: number): never {
+  throw new NotJsonSafe(problemOf(value, depth) ?? 'not a JSON value');
+}
+
+/** The path to the first thing the checks refuse inside `value`, or `undefined` if there is none. */
+function locate(value: unknown, depth: number): (string | number)[] | undefined {
+  if (problemOf(value, depth) !== undefined) return [];
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const inner = locate(value[i], depth + 1);
+      if (inner) return [i, ...inner];
+    }
+    return undefined;
+  }
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item === undefined) continue;
+    if (!isStorableString(key)) return [key];
+    const inner = locate(item, depth + 1);
+    if (inner) return [key, ...inner];
+  }
+  return undefined;
+}
+
+function copy(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+      if (!isStorableString(value)) fail(value, depth);
       return value;
     case 'number':
-      if (!Number.isFinite(value)) throw new NotJsonSafe(`${value} is not a JSON number`);
+      if (!Number.isFinite(value)) fail(value, depth);
       return value;
     case 'boolean':
       return value;
-    case 'object':
+    case 'object': {
       if (value === null) return null;
-      if (depth >= MAX_DEPTH) throw new NotJsonSafe(`nested deeper than ${MAX_DEPTH} levels (or a cycle)`);
-      return Array.isArray(value)
-        ? copyArray(value, depth + 1, copying)
-        : copyObject(value as Record<string, unknown>, depth + 1, copying, true);
-    case 'undefined':
-      throw new NotJsonSafe('undefined is not a JSON value (in an array it would become null)');
+      if (problemOf(value, depth) !== undefined) fail(value, depth);
+      if (Array.isArray(value)) {
+        const out = new Array<unknown>(value.length);
+        for (let i = 0; i < value.length; i++) out[i] = copy(value[i], depth + 1);
+        return Object.freeze(out);
+      }
+      const out: Record<string, unknown> = {};
+      for (const key in value) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item === undefined) continue;
+        if (!isStorableString(key)) throw new NotJsonSafe(`a key ${UNSTORABLE_STRING}`);
+        const copied = copy(item, depth + 1);
+        // An own "__proto__" key (JSON.parse makes them) must stay data, not become the prototype.
+        if (key === '__proto__') Object.defineProperty(out, key, { value: copied, enumerable: true, writable: true, configurable: true });
+        else out[key] = copied;
+      }
+      return Object.freeze(out);
+    }
     default:
-      throw new NotJsonSafe(`a ${typeof value} is not a JSON value`);
+      return fail(value, depth);
   }
 }
 
-function copyArray(array: unknown[], depth: number, copying: boolean): unknown[] {
-  const out = copying ? new Array<unknown>(array.length) : array;
-  for (let i = 0; i < array.length; i++) {
-    try {
-      out[i] = copy(array[i], depth, copying);
-    } catch (err) {
-      throw at(err, i);
+/** The checks of {@link copy} on zod's own fresh output, frozen where it is. */
+function freezeInPlace(value: unknown, depth: number, checkKeys: boolean): unknown {
+  switch (typeof value) {
+    case 'string':
+      if (!isStorableString(value)) fail(value, depth);
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) fail(value, depth);
+      return value;
+    case 'boolean':
+      return value;
+    case 'object': {
+      if (value === null) return null;
+      if (depth >= MAX_DEPTH) fail(value, depth);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) freezeInPlace(value[i], depth + 1, checkKeys);
+        return Object.freeze(value);
+      }
+      const object = value as Record<string, unknown>;
+      for (const key in object) {
+        const item = object[key];
+        if (item === undefined) {
+          delete object[key]; // an optional field zod kept as undefined: JSON leaves it out
+          continue;
+        }
+        if (checkKeys && !isStorableString(key)) throw new NotJsonSafe(`a key ${UNSTORABLE_STRING}`);
+        freezeInPlace(item, depth + 1, checkKeys);
+      }
+      return Object.freeze(object);
     }
+    default:
+      return fail(value, depth);
   }
-  return Object.freeze(out) as unknown[];
-}
-
-function copyObject(
-  object: Record<string, unknown>,
-  depth: number,
-  copying: boolean,
-  freeze: boolean,
-): Record<string, unknown> {
-  const proto = Object.getPrototypeOf(object) as unknown;
-  if (proto !== Object.prototype && proto !== null) {
-    const kind = (object.constructor as { name?: string } | undefined)?.name || 'non-plain object';
-    throw new NotJsonSafe(`a ${kind} is not a JSON value`);
-  }
-  const out: Record<string, unknown> = copying ? {} : object;
-  for (const key in object) {
-    const item = object[key];
-    if (item === undefined) {
-      if (!copying) delete out[key]; // as JSON leaves it out (an optional field zod kept as undefined)
-      continue;
-    }
-    try {
-      if (!isStorableString(key)) throw new NotJsonSafe(`a key ${UNSTORABLE_STRING}`);
-      const copied = copy(item, depth, copying);
-      // An own "__proto__" key (JSON.parse makes them) must stay data, not become the prototype.
-      if (key === '__proto__') Object.defineProperty(out, key, { value: copied, enumerable: true, writable: true, configurable: true });
-      else out[key] = copied;
-    } catch (err) {
-      throw at(err, key);
-    }
-  }
-  return freeze ? Object.freeze(out) : out;
-}
-
-function at(err: unknown, segment: string | number): unknown {
-  if (err instanceof NotJsonSafe) err.path.unshift(segment);
-  return err;
 }
 
 /**

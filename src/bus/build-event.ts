@@ -19,13 +19,16 @@ import type { PublishOptions } from './types';
 export interface MetadataDefaults {
   source: string;
   environment: string;
+  /** `{ source, environment }`, frozen: shared by every event published without metadata of its own. */
+  metadata: Readonly<EventMetadata>;
 }
 
 /** Checks the bus's `source` and `environment` (at creation, not at the first publish). */
 export function metadataDefaults(source: unknown, environment: unknown): MetadataDefaults {
   checkStorableString('source', source);
   checkStorableString('environment', environment);
-  return { source: source as string, environment: environment as string };
+  const metadata = Object.freeze({ source, environment }) as Readonly<EventMetadata>;
+  return { source: source as string, environment: environment as string, metadata };
 }
 
 /** Validates `payload` against the catalog and builds the append input for it. */
@@ -50,11 +53,8 @@ export function buildEvent(
     eventVersion: definition.version,
     timestamp: new Date(now),
     payload: snapshotPayload(definition, type, parsed.data),
-    // Left open at the top (publish middleware may add a traceparent); the storage freezes it.
-    metadata:
-      options?.metadata === undefined
-        ? { source: defaults.source, environment: defaults.environment }
-        : snapshotMetadata(defaults, options.metadata),
+    // Frozen, so shared safely (publish middleware replaces it to add a traceparent, never changes it).
+    metadata: options?.metadata === undefined ? defaults.metadata : snapshotMetadata(defaults, options.metadata),
     processed: false,
     retryCount: 0,
   };
@@ -96,7 +96,7 @@ function snapshotPayload(definition: EventDefinition, type: string, data: unknow
 
 function snapshotMetadata(defaults: MetadataDefaults, metadata: Partial<EventMetadata>): EventMetadata {
   try {
-    const merged = jsonSnapshot({ source: defaults.source, environment: defaults.environment, ...metadata }, false);
+    const merged = jsonSnapshot({ source: defaults.source, environment: defaults.environment, ...metadata });
     return merged as EventMetadata;
   } catch (err) {
     if (!(err instanceof NotJsonSafe)) throw err;

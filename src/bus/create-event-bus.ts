@@ -144,7 +144,12 @@ class Bus<C extends Catalog> implements EventBus<C> {
     const input = buildEvent(this.catalog, this.defaults, type, payload, options);
     const tx = options?.tx;
     this.assertTx(tx);
-    const result = await this.append([input], tx);
+    let result: AppendResult;
+    try {
+      result = await this.append([input], tx);
+    } catch (err) {
+      throw this.publishFailure(err);
+    }
     this.afterAppend([input], result, tx);
     // Validated against the schema of `type` just above.
     return result.events[0]! as BaseEvent<T, PayloadOf<C, T>>;
@@ -158,7 +163,12 @@ class Bus<C extends Catalog> implements EventBus<C> {
     if (inputs.length === 0) return [];
     const tx = options?.tx;
     this.assertTx(tx);
-    const result = await this.append(inputs, tx);
+    let result: AppendResult;
+    try {
+      result = await this.append(inputs, tx);
+    } catch (err) {
+      throw this.publishFailure(err);
+    }
     this.afterAppend(inputs, result, tx);
     return result.events as CatalogEvent<C>[];
   }
@@ -272,10 +282,16 @@ class Bus<C extends Catalog> implements EventBus<C> {
   }
 
   /** Stores validated events, through the publish middleware when there is any. */
-  /** Made once: the append's rejection handler (no closure per publish). */
+  /** Made once: the append's rejection handler when publish middleware runs (no closure per publish). */
   private readonly appendFailed = (err: unknown): never => {
     throw storageFailure(this.storage.name, 'append', err);
   };
+
+  /** What a failed append rejects with: a storage error coded, a publish middleware's error as it was thrown. */
+  private publishFailure(err: unknown): unknown {
+    if (err instanceof MiddlewareFailure) return err.error;
+    return storageFailure(this.storage.name, 'append', err);
+  }
 
   /** Runs a storage call; an error that is not already coded reaches the caller as `STORAGE_REJECTED`. */
   private async fromStorage<T>(during: string, call: () => Promise<T>): Promise<T> {
@@ -288,10 +304,9 @@ class Bus<C extends Catalog> implements EventBus<C> {
 
   private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {
     const store = () =>
-      this.storage
-        .append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined })
-        .then(undefined, this.appendFailed);
+      this.storage.append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined });
     const chain = this.publishMiddleware.list;
+    // Without middleware every rejection is the storage's: publish codes it in its own catch (no extra promise here).
     if (chain.length === 0) return store();
     const events = inputs.map((input) => input.event);
     const setMetadata = (event: Readonly<BaseEvent>, fields: Readonly<Record<string, string>>) => {
@@ -304,7 +319,9 @@ class Bus<C extends Catalog> implements EventBus<C> {
       // The metadata is a frozen snapshot: replace it rather than change it.
       events[at]!.metadata = Object.freeze({ ...events[at]!.metadata, ...fields });
     };
-    return runPublishChain(chain, { events, inTransaction: tx !== undefined, setMetadata }, store);
+    // With middleware, code the storage's errors at the source: the middleware's own errors stay as they are.
+    const coded = () => store().then(undefined, this.appendFailed);
+    return runPublishChain(chain, { events, inTransaction: tx !== undefined, setMetadata }, coded).then(undefined, markCoded);
   }
 
   private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown): void {
@@ -373,6 +390,15 @@ function listOption<T>(value: readonly T[] | undefined, name: string): readonly 
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new InvalidOptionError(name, 'must be an array');
   return value;
+}
+
+/** Carries an error out of the publish middleware chain past the storage-error coding of `publish`. */
+class MiddlewareFailure {
+  constructor(readonly error: unknown) {}
+}
+
+function markCoded(err: unknown): never {
+  throw new MiddlewareFailure(err);
 }
 
 /**

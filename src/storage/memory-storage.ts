@@ -208,8 +208,10 @@ class MemoryStorage implements Storage {
         this.parked.add(rec); // until the first subscriber registers
       } else {
         rec.event.processed = true;
+        input.event.processed = true;
       }
-      events.push(envelopeOf(rec.event));
+      // The caller's envelope is its own: the record keeps a copy (ownEvent).
+      events.push(input.event);
     }
     const claimed = options?.claim ? this.claimNow(options.claim, now) : [];
     return { events, claimed, unclaimed: Math.max(0, dueCreated - claimed.length) };
@@ -632,7 +634,7 @@ class Claim implements ClaimedDelivery {
 function ownEvent(event: BaseEvent): BaseEvent {
   const own = { ...event };
   if (Object.isFrozen(event.payload)) {
-    // The bus's metadata snapshot is its own object, left open only at the top (for publish middleware).
+    // From the bus: frozen snapshots (metadata too, unless a publish middleware set an open one).
     own.metadata = freezeJson(event.metadata);
   } else {
     own.payload = freezeJson(JSON.parse(JSON.stringify(event.payload)) as BaseEvent['payload']);
