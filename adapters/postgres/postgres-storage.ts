@@ -110,8 +110,15 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({ transactions: true, du
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Most events in one coalesced append statement. */
 const MAX_APPEND_BATCH = 1000;
-/** Most events of the log one claim reads per subscriber (events its patterns do not match included). */
-const SCAN_WINDOW = 1000;
+/**
+ * How many events of the log one claim reads per subscriber (events its
+ * patterns do not match included): a few times what it may take, so the
+ * planner walks the log index in order and stops early (with a window far
+ * larger than the limit it reads the whole backlog and sorts it), capped.
+ */
+function scanWindow(shares: readonly ClaimShare[]): number {
+  return Math.min(1000, 4 * Math.max(...shares.map((s) => s.lim)) + 64);
+}
 /** Claims again for a subscriber whose head another claimer moved first, this many times at most. */
 const CLAIM_ROUNDS = 4;
 /** First and longest wait before claiming again when committed events wait behind an older transaction. */
@@ -312,7 +319,7 @@ class PgStorage implements PostgresStorage {
       const rows = await this.run('claim', () =>
         rowsOf(
           this.exec,
-          q.claimStatement(this.tables, options.owner, shares, options.leaseMs, !this.synchronousAcks, SCAN_WINDOW),
+          q.claimStatement(this.tables, options.owner, shares, options.leaseMs, !this.synchronousAcks, scanWindow(shares)),
         ),
       );
       const again = new Set<string>();

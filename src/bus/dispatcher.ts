@@ -150,9 +150,10 @@ export class Dispatcher {
   private inFlight = 0;
   private readonly running = new SlotList<RunningDelivery>();
   /**
-   * Deliveries claimed ahead of free slots (up to one more `concurrency`
-   * worth), so a slot that frees up starts the next handler without waiting
-   * for a claim round trip. Their leases are renewed like running ones.
+   * Deliveries claimed ahead of free slots (up to one `batchSize` more than
+   * the concurrency), so a slot that frees up starts the next handler without
+   * waiting for a claim round trip, and one claim's round trip is shared by a
+   * batch. Their leases are renewed like running ones.
    */
   private readonly queue: QueuedDelivery[] = [];
   private pumping = false;
@@ -238,11 +239,11 @@ export class Dispatcher {
   claimRequest(limit: number = this.deps.dispatch.batchSize): ClaimOptions | undefined {
     if (this.state !== 'running') return undefined;
     const { dispatch, registry } = this.deps;
-    const capacity = 2 * dispatch.concurrency - this.inFlight - this.queue.length;
+    const capacity = dispatch.concurrency + dispatch.batchSize - this.inFlight - this.queue.length;
     if (capacity <= 0) return undefined;
     const subscribers: SubscriberClaim[] = [];
     for (const sub of registry.all()) {
-      const free = 2 * sub.concurrency - sub.inFlight - sub.queued;
+      const free = sub.concurrency + dispatch.batchSize - sub.inFlight - sub.queued;
       if (free > 0) subscribers.push({ name: sub.name, limit: free });
     }
     if (subscribers.length === 0) return undefined;

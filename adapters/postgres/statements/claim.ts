@@ -187,6 +187,6 @@ UNION ALL
 -- committed events wait for an older transaction.
 SELECT 'h', NULL, NULL, NULL, (SELECT count(*) FROM spilled)::int, ${id(NO_DELIVERY_AFTER_ATTEMPTS)}
 WHERE EXISTS (SELECT 1 FROM routed) OR EXISTS (SELECT 1 FROM spilled)
-  OR EXISTS (SELECT 1 FROM ${id(t.events)} e WHERE e.tx_id >= (SELECT xmin FROM hz))
+  OR (SELECT max(e.tx_id) FROM ${id(t.events)} e) >= (SELECT xmin FROM hz)
 ORDER BY sort_tx, sort_pos`;
 }
