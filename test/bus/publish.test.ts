@@ -197,6 +197,18 @@ describe('storage errors reach the caller coded', () => {
     await bus.stop();
   });
 
+  it('codes the storage error behind publish middleware, and leaves the middleware\'s own errors as they are', async () => {
+    const driverError = new TypeError(`insert params: ${secret}`);
+    const through = createEventBus({ catalog, storage: failingStorage(driverError), publishMiddleware: [(_p, next) => next()] });
+    await expect(through.publish('auth.user_signed_up', signup)).rejects.toMatchObject({ code: 'STORAGE_REJECTED', cause: driverError });
+    await through.stop();
+    const own = new Error('quota exceeded');
+    const refusing = createEventBus({ catalog, publishMiddleware: [async () => Promise.reject(own)] });
+    await expect(refusing.publish('auth.user_signed_up', signup)).rejects.toBe(own);
+    await expect(refusing.publishMany([{ type: 'auth.user_signed_up', payload: signup }])).rejects.toBe(own);
+    await refusing.stop();
+  });
+
   it('passes coded storage errors through unchanged', async () => {
     const unavailable = new EventBusError('STORAGE_UNAVAILABLE', 'The database cannot be reached');
     const bus = createEventBus({ catalog, storage: failingStorage(unavailable) });
