@@ -4,7 +4,7 @@
  * fields Blawby reads).
  */
 import { randomBytes } from 'node:crypto';
-import { signStripePayload } from './signature';
+import Stripe from 'stripe';
 
 /** A new Stripe-shaped event id. */
 export function stripeEventId(): string {
@@ -85,7 +85,13 @@ export async function postStripeWebhook(
   options: { timestamp?: number; signature?: string } = {},
 ): Promise<Response> {
   const body = JSON.stringify(event);
-  const signature = options.signature ?? signStripePayload(body, secret, options.timestamp);
+  const signature =
+    options.signature ??
+    Stripe.webhooks.generateTestHeaderString({
+      payload: body,
+      secret,
+      ...(options.timestamp !== undefined ? { timestamp: options.timestamp } : {}),
+    });
   return fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': signature },
