@@ -1,6 +1,6 @@
 /**
- * The PostgreSQL storage, on drizzle-orm over postgres.js or PGlite (the same
- * SQL on both).
+ * The PostgreSQL storage, on drizzle-orm over postgres.js, node-postgres or
+ * PGlite (the same SQL on all three).
  *
  * Delivery model: the `events` table is the log, in commit-safe order
  * (tx_id, position). Each subscriber keeps a head into it; a claim moves the
@@ -31,6 +31,7 @@ import type {
   Storage,
   StorageCapabilities,
   StorageHealth,
+  SubscriberBacklog,
   SubscriberRegistration,
   TimelinePage,
   TimelineQuery,
@@ -48,14 +49,39 @@ import {
   type Unlisten,
 } from './driver';
 import { eventOfRow, isUuid } from './event-row';
+import { resolveRetention, retentionLockStatement, RetentionRunner, type RetentionOptions, type RetentionStats } from './retention';
 import { tableNames, type TableNames, type TableOptions } from './names';
 import * as q from './statements';
 import type { ClaimShare, RangeLease, RowLease } from './statements';
 
 /** Options of {@link postgresStorage}. */
 export interface PostgresStorageOptions extends TableOptions {
-  /** A drizzle database (`drizzle-orm/postgres-js`, `drizzle-orm/pglite`). Not closed by the storage. */
+  /**
+   * A drizzle database (`drizzle-orm/postgres-js`, `drizzle-orm/node-postgres`
+   * over a `pg` Pool, `drizzle-orm/pglite`). Not closed by the storage.
+   */
   db: DrizzleDatabase;
+  /**
+   * The ambient transaction, if any: called on every publish made without
+   * `tx`; when it returns a drizzle transaction, the events are appended in it
+   * (they commit or roll back with it, and handlers see them only after the
+   * commit). An explicit `tx` wins. For a unit of work kept in an
+   * `AsyncLocalStorage`: `currentTransaction: () => unitOfWork.getStore()?.tx`.
+   */
+  currentTransaction?: () => unknown;
+  /**
+   * Run the storage's own statements as named prepared statements on
+   * postgres.js and node-postgres (default `true`; postgres.js clients created
+   * with `prepare: false` never do). Turn off behind a PgBouncer in
+   * transaction mode that does not keep prepared statements.
+   */
+  prepare?: boolean;
+  /**
+   * Purge processed events past an age while a bus runs on this storage (from
+   * `bus.start()` to `bus.stop()`), one process at a time; see
+   * {@link RetentionOptions} and {@link PostgresStorage.retentionStats}. Off by default.
+   */
+  retention?: RetentionOptions;
   /** A subscriber no process has registered for this long stops receiving new deliveries (default 24 h). */
   subscriberTtlMs?: number;
   /**
@@ -73,7 +99,7 @@ export interface PostgresStorageOptions extends TableOptions {
    * always flushed, and so is a completion inside a caller's transaction.
    */
   synchronousAcks?: boolean;
-  /** Logger for background problems (LISTEN failures). */
+  /** Logger for background problems (LISTEN failures) and retention rounds. */
   logger?: Logger;
 }
 
@@ -96,6 +122,8 @@ export interface PostgresStorage extends Storage {
    * Returns how many events were deleted.
    */
   purge(options: PurgeOptions): Promise<number>;
+  /** What the `retention` option purged in this process (all zero when it is off). */
+  retentionStats(): RetentionStats;
   /** Runs `fn` in a drizzle transaction of `db` (transactional subscribers get it as `ctx.tx`). */
   transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T>;
   /**
@@ -145,6 +173,10 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
   const ttl = options.subscriberTtlMs ?? DAY_MS;
   if (!Number.isFinite(ttl) || ttl <= 0) throw new InvalidOptionError('subscriberTtlMs', 'must be a positive number');
   const names = tableNames(options);
+  if (options.currentTransaction !== undefined && typeof options.currentTransaction !== 'function') {
+    throw new InvalidOptionError('currentTransaction', 'must be a function returning the ambient transaction or undefined');
+  }
+  const retention = resolveRetention(options.retention);
   return new PgStorage(
     db,
     // No channel: statements send no NOTIFY (nobody could LISTEN, e.g. behind PgBouncer).
@@ -153,6 +185,7 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     options.notify ?? true,
     options.synchronousAcks ?? false,
     options.logger ?? silentLogger,
+    { prepare: options.prepare ?? true, currentTransaction: options.currentTransaction, retention },
   );
 }
 
@@ -182,6 +215,7 @@ class PgStorage implements PostgresStorage {
   /** Runs the storage's own statements (outside callers' transactions). */
   private readonly exec: Executor;
   private closed = false;
+  private readonly retention: RetentionRunner | undefined;
 
   constructor(
     private readonly db: DrizzleDatabase,
@@ -190,8 +224,16 @@ class PgStorage implements PostgresStorage {
     private readonly notify: boolean,
     private readonly synchronousAcks: boolean,
     private readonly logger: Logger,
+    private readonly extra: {
+      prepare: boolean;
+      currentTransaction: (() => unknown) | undefined;
+      retention: ReturnType<typeof resolveRetention>;
+    },
   ) {
-    this.exec = storageExecutor(db);
+    this.exec = storageExecutor(db, extra.prepare);
+    if (extra.retention) {
+      this.retention = new RetentionRunner(extra.retention, (before, n) => this.retentionBatch(before, n), logger);
+    }
     this.appends = new TickBatcher(
       (calls) => this.appendMany(this.exec, calls),
       (inputs) => inputs.length,
@@ -224,8 +266,9 @@ class PgStorage implements PostgresStorage {
     this.assertOpen();
     if (inputs.length === 0) return { events: [], claimed: [], unclaimed: 0 };
     let result: AppendCallResult;
-    if (options?.tx !== undefined) {
-      const tx = asExecutor(options.tx);
+    const ambient = options?.tx === undefined ? this.extra.currentTransaction?.() : undefined;
+    if (options?.tx !== undefined || (ambient !== undefined && ambient !== null)) {
+      const tx = asExecutor(options?.tx ?? ambient);
       // Inside the caller's transaction: no retry, and errors must reach the caller's rollback.
       result = (await this.run('publish', () => this.appendMany(tx, [inputs]), false))[0]!;
     } else {
@@ -492,6 +535,21 @@ class PgStorage implements PostgresStorage {
     };
   }
 
+  async backlogBySubscriber(subscribers?: readonly string[]): Promise<SubscriberBacklog[]> {
+    if (subscribers && subscribers.length === 0) return [];
+    const names = subscribers ? [...subscribers] : null;
+    const rows = await this.run('backlog', () => rowsOf(this.exec, q.backlogBySubscriberStatement(this.tables, names)));
+    return rows.map((r) => ({
+      subscriber: r.subscriber as string,
+      due: Number(r.due),
+      leased: Number(r.leased),
+      retrying: Number(r.retrying),
+      scheduled: Number(r.scheduled),
+      oldestPendingAgeMs: r.oldest_ms == null ? null : Math.max(0, Number(r.oldest_ms)),
+      lastSeenAt: new Date(Number(r.last_seen_ms)),
+    }));
+  }
+
   async timeline(query: TimelineQuery): Promise<TimelinePage> {
     const limit = query.limit;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -580,6 +638,21 @@ class PgStorage implements PostgresStorage {
     }
   }
 
+  retentionStats(): RetentionStats {
+    return this.retention?.stats() ?? { runs: 0, skipped: 0, purged: 0, lastRunAt: null, lastPurged: 0 };
+  }
+
+  /** One batch of retention: the lock, then the purge, in one short transaction; `null` when another process holds the lock. */
+  private retentionBatch(olderThan: Date, batchSize: number): Promise<number | null> {
+    return this.run('retention', () =>
+      this.db.transaction(async (tx: Executor) => {
+        const [lock] = await rowsOf(tx, retentionLockStatement(this.tables.lockKey));
+        if (lock?.locked !== true) return null;
+        return (await rowsOf(tx, q.purgeStatement(this.tables, olderThan, batchSize, this.ttlMs))).length;
+      }),
+    );
+  }
+
   // --- transactions and wake-ups ---
 
   async transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T> {
@@ -594,19 +667,21 @@ class PgStorage implements PostgresStorage {
   async watch(onWork: () => void): Promise<() => Promise<void>> {
     // Registered even without LISTEN: the storage itself wakes watchers when a claim saw more coming.
     this.watchers.add(onWork);
+    // A watcher is a running bus: retention runs while there is one.
+    this.retention?.start();
     let stopped = false;
     const unwatch = async () => {
       if (stopped) return;
       stopped = true;
       this.watchers.delete(onWork);
-      if (this.watchers.size === 0) await this.stopListening();
+      if (this.watchers.size === 0) await Promise.all([this.stopListening(), this.retention?.stop()]);
     };
     if (!this.notify) return unwatch;
     if (!this.listening) {
       const wake = () => {
         for (const w of this.watchers) w();
       };
-      this.listening = listen(this.db, this.tables.channel, wake, wake).catch((err: unknown) => {
+      this.listening = listen(this.db, this.tables.channel, wake, wake, this.logger).catch((err: unknown) => {
         this.logger.warn({ err }, 'event-bus: LISTEN failed; dispatchers will poll');
         return null;
       });
@@ -628,7 +703,7 @@ class PgStorage implements PostgresStorage {
     await Promise.all([this.appends.drain(), this.completes.drain()]);
     if (this.lagTimer) clearTimeout(this.lagTimer);
     this.watchers.clear();
-    await this.stopListening();
+    await Promise.all([this.stopListening(), this.retention?.stop()]);
   }
 
   // --- helpers ---

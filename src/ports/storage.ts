@@ -139,6 +139,48 @@ export interface Backlog {
   scheduled: number;
 }
 
+/** One subscriber's unfinished deliveries and lag (see {@link Storage.backlogBySubscriber}). */
+export interface SubscriberBacklog extends Backlog {
+  /** The subscriber's name. */
+  subscriber: string;
+  /**
+   * Age, in ms since its `timestamp`, of the oldest event this subscriber has
+   * not finished that is due or running (not one waiting for a retry or a
+   * future `deliverAt`); `null` if none. How far behind the subscriber is.
+   */
+  oldestPendingAgeMs: number | null;
+  /** When a process last registered the name (registration is the heartbeat of a name). */
+  lastSeenAt: Date;
+}
+
+/**
+ * Known codes of {@link HealthWarning}s (each described in `docs/operating.md`).
+ * A storage of another project may report codes of its own.
+ */
+export type HealthWarningCode =
+  | 'DEAD_LETTERS_WAITING'
+  | 'SUBSCRIBER_STALE'
+  | 'AUTOVACUUM_DISABLED'
+  | 'XMIN_HORIZON_PINNED'
+  | 'DEAD_TUPLES_HIGH'
+  | 'LISTEN_UNAVAILABLE';
+
+/** Something a person can act on, reported by `bus.health()` (it does not make the bus unhealthy). */
+export interface HealthWarning {
+  /** Stable code (see `docs/operating.md`). */
+  code: HealthWarningCode | (string & {});
+  /** What is wrong and what to do, for a person; no payload values. */
+  message: string;
+  /** The subscriber concerned, if one. */
+  subscriber?: string;
+  /** The table concerned, if one (a storage's quoted name). */
+  table?: string;
+  /** The number behind the warning (dead letters, dead tuples, pending deliveries), if any. */
+  count?: number;
+  /** The age behind the warning (a transaction's, a subscriber's last heartbeat), in ms, if any. */
+  ageMs?: number;
+}
+
 /**
  * The events one reader may see at most (a tenant boundary, e.g. what the HTTP
  * timeline route allows its caller): events of the listed organizations, by
@@ -289,6 +331,13 @@ export interface Storage {
   nextDueAt(subscribers: readonly string[]): Promise<Date | null>;
   /** Counts these subscribers' unfinished deliveries. */
   backlog(subscribers: readonly string[]): Promise<Backlog>;
+  /**
+   * The same counts per subscriber, with each one's oldest pending age and
+   * last heartbeat: one entry per listed subscriber the storage knows (every
+   * registered one when `subscribers` is absent, including names no process
+   * runs any more), by name. The entries add up to what `backlog` counts.
+   */
+  backlogBySubscriber(subscribers?: readonly string[]): Promise<SubscriberBacklog[]>;
 
   /** Events newest first, keyset-paginated. */
   timeline(query: TimelineQuery): Promise<TimelinePage>;
@@ -304,6 +353,13 @@ export interface Storage {
 
   /** Counts for `bus.health()`. */
   health(): Promise<StorageHealth>;
+  /**
+   * Conditions of the storage itself a person should act on (for PostgreSQL:
+   * autovacuum off, a long transaction, dead tuples, no LISTEN), for
+   * `bus.health()`. Optional. Dead letters and stale subscribers are found by
+   * the core for every storage, from `health` and `backlogBySubscriber`.
+   */
+  warnings?(): Promise<HealthWarning[]>;
 
   /**
    * Runs `fn` in a transaction of this storage and passes it the transaction

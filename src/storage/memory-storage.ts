@@ -24,6 +24,7 @@ import type {
   Storage,
   StorageCapabilities,
   StorageHealth,
+  SubscriberBacklog,
   SubscriberRegistration,
   TimelinePage,
   TimelineQuery,
@@ -79,6 +80,8 @@ interface SubscriberState {
   ordering: Map<string, Delivery[]>;
   /** No lease of this subscriber expires before this time. */
   leaseCheckAt: number;
+  /** When `register` last named it (ms). */
+  lastSeenAt: number;
 }
 
 const CAPABILITIES: StorageCapabilities = Object.freeze({ transactions: false, durable: false, shared: false });
@@ -130,6 +133,7 @@ class MemoryStorage implements Storage {
       const existing = this.subscribers.get(name);
       if (existing) {
         existing.patterns = [...patterns];
+        existing.lastSeenAt = Date.now();
         continue;
       }
       const state: SubscriberState = {
@@ -140,6 +144,7 @@ class MemoryStorage implements Storage {
         waiting: new MinHeap((d) => d.runAt),
         ordering: new Map(),
         leaseCheckAt: Infinity,
+        lastSeenAt: Date.now(),
       };
       this.subscribers.set(name, state);
       added.push(state);
@@ -309,6 +314,38 @@ class MemoryStorage implements Storage {
       else backlog.scheduled += 1;
     }
     return backlog;
+  }
+
+  async backlogBySubscriber(names?: readonly string[]): Promise<SubscriberBacklog[]> {
+    const now = Date.now();
+    const out = new Map<SubscriberState, SubscriberBacklog>();
+    const wanted = names === undefined ? null : new Set(names);
+    for (const state of this.subscribers.values()) {
+      if (wanted && !wanted.has(state.name)) continue;
+      out.set(state, {
+        subscriber: state.name,
+        due: 0,
+        leased: 0,
+        retrying: 0,
+        scheduled: 0,
+        oldestPendingAgeMs: null,
+        lastSeenAt: new Date(state.lastSeenAt),
+      });
+    }
+    for (const d of this.deliveries) {
+      const entry = out.get(d.sub);
+      if (!entry) continue;
+      const head = d.place === 'blocked' ? (d.sub.ordering.get(d.orderingKey!)?.[0] ?? d) : d;
+      if (head.place === 'leased') entry.leased += 1;
+      else if (head.runAt <= now) entry.due += 1;
+      else if (head.attempts > 0) entry.retrying += 1;
+      else entry.scheduled += 1;
+      if (d.place === 'leased' || d.runAt <= now) {
+        const age = Math.max(0, now - d.rec.event.timestamp.getTime());
+        if (entry.oldestPendingAgeMs === null || age > entry.oldestPendingAgeMs) entry.oldestPendingAgeMs = age;
+      }
+    }
+    return [...out.values()].sort((a, b) => (a.subscriber < b.subscriber ? -1 : a.subscriber > b.subscriber ? 1 : 0));
   }
 
   async timeline(query: TimelineQuery): Promise<TimelinePage> {

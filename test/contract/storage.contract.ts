@@ -630,6 +630,56 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         expect(await storage.replay({ actor: 'nobody' })).toBe(0);
       });
 
+      it('counts the backlog per subscriber, with its oldest pending age and last heartbeat', async () => {
+        const before = Date.now();
+        await storage.register([
+          { name: 'a', patterns: ['*'] },
+          { name: 'b', patterns: ['*'] },
+          { name: 'c', patterns: ['billing.*'] },
+        ]);
+        await storage.append([input('auth.user_signed_up', { timestamp: new Date(Date.now() - 5000) })]);
+        await storage.append([input('billing.payment_failed')]);
+        expect(await storage.claim(claimFor('w1', ['a']))).toHaveLength(2);
+        const [first] = await storage.claim(claimFor('w1', ['b'], 1));
+        const error = { name: 'Error', message: 'boom', stack: 'at x' };
+        expect(await storage.fail(first!, { error, retryAt: new Date(Date.now() + 60_000) })).toBe(true);
+        await storage.append([input('billing.payment_failed', {}, { deliverAt: new Date(Date.now() + 60_000) })]);
+
+        const all = await storage.backlogBySubscriber();
+        expect(all.map(({ subscriber, due, leased, retrying, scheduled }) => ({ subscriber, due, leased, retrying, scheduled }))).toEqual([
+          { subscriber: 'a', due: 0, leased: 2, retrying: 0, scheduled: 1 },
+          { subscriber: 'b', due: 1, leased: 0, retrying: 1, scheduled: 1 },
+          { subscriber: 'c', due: 1, leased: 0, retrying: 0, scheduled: 1 },
+        ]);
+        const [a, b, c] = all;
+        // a runs the 5 s old event; b's is waiting for its retry, so b is behind by the newer one only.
+        expect(a!.oldestPendingAgeMs).toBeGreaterThanOrEqual(4900);
+        expect(b!.oldestPendingAgeMs).toBeGreaterThanOrEqual(0);
+        expect(b!.oldestPendingAgeMs).toBeLessThan(4000);
+        expect(c!.oldestPendingAgeMs).toBeLessThan(4000);
+        for (const entry of all) {
+          expect(entry.lastSeenAt.getTime()).toBeGreaterThanOrEqual(before - 1000);
+          expect(entry.lastSeenAt.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
+        }
+        const total = await storage.backlog(['a', 'b', 'c']);
+        for (const key of ['due', 'leased', 'retrying', 'scheduled'] as const) {
+          expect(all.reduce((sum, entry) => sum + entry[key], 0), key).toBe(total[key]);
+        }
+
+        const some = await storage.backlogBySubscriber(['c', 'never-registered']);
+        expect(some.map((entry) => entry.subscriber)).toEqual(['c']);
+        expect(await storage.backlogBySubscriber([])).toEqual([]);
+        await storage.retire('a');
+        expect((await storage.backlogBySubscriber()).map((entry) => entry.subscriber)).toEqual(['b', 'c']);
+      });
+
+      it('reports no oldest pending age for a subscriber with nothing due', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        expect(await storage.backlogBySubscriber()).toEqual([
+          { subscriber: 'a', due: 0, leased: 0, retrying: 0, scheduled: 0, oldestPendingAgeMs: null, lastSeenAt: expect.any(Date) },
+        ]);
+      });
+
       it('reports unprocessed events, dead letters and the oldest due age', async () => {
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         expect(await storage.health()).toEqual({ unprocessed: 0, deadLetters: 0, oldestPendingAgeMs: null });

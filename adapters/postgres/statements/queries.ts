@@ -98,6 +98,78 @@ SELECT (rows.leased + ranged.leased)::float8 AS leased, (rows.due + ranged.due +
 FROM rows, ranged, logged`;
 }
 
+/**
+ * {@link backlogStatement}'s counts per subscriber (every registered one when
+ * `names` is `null`), with the age of each one's oldest due or running event
+ * (from its `created_at`) and its last heartbeat. Ordered by name, bytewise.
+ */
+export function backlogBySubscriberStatement(t: TableNames, names: string[] | null): SQL {
+  const subs =
+    names === null
+      ? sql`SELECT name, patterns, head_tx, head_pos, last_seen_at FROM ${id(t.subscribers)}`
+      : sql`SELECT name, patterns, head_tx, head_pos, last_seen_at FROM ${id(t.subscribers)}
+  WHERE name IN (SELECT jsonb_array_elements_text(${json(names)}))`;
+  return sql`
+WITH subs AS (${subs}),
+hz AS (SELECT ${VISIBLE_HORIZON} AS xmin),
+d AS (
+  SELECT d.subscriber, d.event_id, d.ordering_key, d.run_at, d.attempts, d.pos_tx, d.pos,
+    (d.lease_expires_at IS NOT NULL AND d.lease_expires_at >= now()) AS leased
+  FROM ${id(t.deliveries)} d WHERE d.subscriber IN (SELECT name FROM subs)
+),
+h AS (
+  SELECT subscriber, event_id, (leased OR run_at <= now()) AS pending,
+    CASE WHEN ordering_key IS NULL THEN leased ELSE first_value(leased) OVER w END AS leased,
+    CASE WHEN ordering_key IS NULL THEN run_at ELSE first_value(run_at) OVER w END AS run_at,
+    CASE WHEN ordering_key IS NULL THEN attempts ELSE first_value(attempts) OVER w END AS attempts
+  FROM d WINDOW w AS (PARTITION BY subscriber, ordering_key ORDER BY pos_tx, pos)
+),
+rows AS (
+  SELECT h.subscriber, count(*) FILTER (WHERE h.leased) AS leased,
+    count(*) FILTER (WHERE NOT h.leased AND h.run_at <= now()) AS due,
+    count(*) FILTER (WHERE NOT h.leased AND h.run_at > now() AND h.attempts > 0) AS retrying,
+    count(*) FILTER (WHERE NOT h.leased AND h.run_at > now() AND h.attempts = 0) AS scheduled,
+    min(e.created_at) FILTER (WHERE h.pending) AS oldest
+  FROM h JOIN ${id(t.events)} e ON e.id = h.event_id GROUP BY h.subscriber
+),
+ranged AS (
+  SELECT r.subscriber,
+    sum(o.open) FILTER (WHERE r.lease_expires_at >= now()) AS leased,
+    sum(o.open) FILTER (WHERE r.lease_expires_at < now()) AS due,
+    min(o.oldest) AS oldest
+  FROM ${id(t.ranges)} r CROSS JOIN LATERAL (
+    SELECT count(*) AS open, min(e.created_at) AS oldest FROM ${id(t.events)} e
+    WHERE (e.tx_id, e.position) >= (r.lo_tx, r.lo_pos) AND (e.tx_id, e.position) <= (r.hi_tx, r.hi_pos)
+      AND e.position = ANY(r.members) AND NOT e.position = ANY(r.done)
+  ) o
+  WHERE r.subscriber IN (SELECT name FROM subs) GROUP BY r.subscriber
+),
+logged AS (
+  SELECT s.name AS subscriber,
+    count(*) FILTER (WHERE l.deliver_at IS NULL OR l.deliver_at <= now()) AS due,
+    count(*) FILTER (WHERE l.deliver_at > now()) AS scheduled,
+    min(l.created_at) FILTER (WHERE l.deliver_at IS NULL OR l.deliver_at <= now()) AS oldest
+  FROM subs s CROSS JOIN LATERAL (
+    SELECT e.deliver_at, e.created_at FROM ${id(t.events)} e
+    WHERE (e.tx_id, e.position) > (s.head_tx, s.head_pos) AND ${patternMatch('s.patterns', 'e.event_type')}
+      AND e.tx_id < (SELECT xmin FROM hz)
+  ) l
+  GROUP BY s.name
+)
+SELECT s.name AS subscriber,
+  (coalesce(rows.leased, 0) + coalesce(ranged.leased, 0))::float8 AS leased,
+  (coalesce(rows.due, 0) + coalesce(ranged.due, 0) + coalesce(logged.due, 0))::float8 AS due,
+  coalesce(rows.retrying, 0)::float8 AS retrying,
+  (coalesce(rows.scheduled, 0) + coalesce(logged.scheduled, 0))::float8 AS scheduled,
+  round(extract(epoch from (${id(UTC_NOW)} - least(rows.oldest, ranged.oldest, logged.oldest))) * 1000)::float8 AS oldest_ms,
+  round(extract(epoch from s.last_seen_at) * 1000)::float8 AS last_seen_ms
+FROM subs s
+LEFT JOIN rows ON rows.subscriber = s.name
+LEFT JOIN ranged ON ranged.subscriber = s.name
+LEFT JOIN logged ON logged.subscriber = s.name
+ORDER BY s.name COLLATE "C"`;
+}
+
 /** Filters shared by timeline and replay, on alias `e`. */
 export interface EventFilter {
   actor?: string;
