@@ -22,7 +22,7 @@ try {
   await migrate(bench.db, { schema: 'raw' });
   await migrate(bench.db, { schema: 'bus' });
   const storage = postgresStorage({ db: bench.db, schema: 'bus' });
-  // One subscriber registered elsewhere: each publish also creates its delivery row.
+  // One subscriber registered elsewhere (a worker process would be): publishing stays one row per event.
   await storage.register([{ name: 'worker', patterns: ['*'] }]);
   const bus = createEventBus({ catalog, storage });
   const sql = bench.sql;

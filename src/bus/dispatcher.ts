@@ -34,6 +34,8 @@ import { freezeEventData } from '../json-safe';
 const DISPATCH_GROUP = 'event-bus.dispatch';
 /** How often subscribers re-announce themselves to the storage. */
 const REGISTER_EVERY_MS = 60_000;
+/** Weight of the newest sample in the dispatcher's running averages of handler and claim times. */
+const AVERAGE_WEIGHT = 0.05;
 /** The longest a timer may be armed for (Node's limit). */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -150,12 +152,14 @@ export class Dispatcher {
   private inFlight = 0;
   private readonly running = new SlotList<RunningDelivery>();
   /**
-   * Deliveries claimed ahead of free slots (up to one `batchSize` more than
-   * the concurrency), so a slot that frees up starts the next handler without
-   * waiting for a claim round trip, and one claim's round trip is shared by a
-   * batch. Their leases are renewed like running ones.
+   * Deliveries claimed ahead of free slots, so a slot that frees up starts
+   * the next handler without waiting for a claim round trip. Their leases
+   * are renewed like running ones. How many: see {@link ahead}.
    */
   private readonly queue: QueuedDelivery[] = [];
+  /** Running averages (ms) of one handler call and one claim, which size {@link ahead}. */
+  private handlerAvgMs = 1;
+  private claimAvgMs = 1;
   private pumping = false;
   private pumpAgain = false;
   /** The last claim filled all free slots: more work may be waiting for a slot. */
@@ -239,15 +243,29 @@ export class Dispatcher {
   claimRequest(limit: number = this.deps.dispatch.batchSize): ClaimOptions | undefined {
     if (this.state !== 'running') return undefined;
     const { dispatch, registry } = this.deps;
-    const capacity = dispatch.concurrency + dispatch.batchSize - this.inFlight - this.queue.length;
+    const ahead = this.ahead();
+    const capacity = dispatch.concurrency + ahead - this.inFlight - this.queue.length;
     if (capacity <= 0) return undefined;
     const subscribers: SubscriberClaim[] = [];
     for (const sub of registry.all()) {
-      const free = sub.concurrency + dispatch.batchSize - sub.inFlight - sub.queued;
+      const free = sub.concurrency + ahead - sub.inFlight - sub.queued;
       if (free > 0) subscribers.push({ name: sub.name, limit: free });
     }
     if (subscribers.length === 0) return undefined;
     return { owner: this.owner, subscribers, limit: Math.min(limit, capacity), leaseMs: dispatch.leaseMs };
+  }
+
+  /**
+   * How many deliveries to hold beyond the running ones: enough to keep every
+   * slot busy for one claim's round trip (`concurrency × claim time / handler
+   * time`), at least one concurrency's worth and at most `batchSize`. Fast
+   * handlers so get large claims that share one round trip; slow ones leave
+   * the rest of the work to other processes instead of queueing it here.
+   */
+  private ahead(): number {
+    const { concurrency, batchSize } = this.deps.dispatch;
+    const cover = Math.ceil((concurrency * this.claimAvgMs) / Math.max(this.handlerAvgMs, 0.01));
+    return Math.max(Math.min(concurrency, batchSize), Math.min(batchSize, cover));
   }
 
   /**
@@ -388,7 +406,9 @@ export class Dispatcher {
         this.saturated = this.inFlight > 0;
         return;
       }
+      const claimStarted = performance.now();
       const claimed = await storage.claim(request);
+      this.claimAvgMs += (performance.now() - claimStarted - this.claimAvgMs) * AVERAGE_WEIGHT;
       this.enqueue(claimed);
       this.saturated = claimed.length > 0;
       if (claimed.length < request.limit || this.state !== 'running') {
@@ -446,6 +466,7 @@ export class Dispatcher {
         await this.invoke(running, event);
         if (running.timedOut) return; // its attempt was already failed
         running.handlerMs = performance.now() - running.startedAt;
+        this.handlerAvgMs += (running.handlerMs - this.handlerAvgMs) * AVERAGE_WEIGHT;
         handled = true;
         this.freeSlot(running); // the next handler need not wait for this round trip
         completed = await storage.complete(delivery);
