@@ -209,7 +209,8 @@ class Bus<C extends Catalog> implements EventBus<C> {
       this.closed = true;
       // Closing is bounded by the same deadline (a hung connection must not hold a shutdown); it goes on in the background.
       await untilDeadline(this.transport.close().catch((err) => this.report(err, 'close transport')), deadline);
-      await untilDeadline(this.storage.close().catch((err) => this.report(err, 'close storage')), deadline);
+      const closed = this.dispatcher.stopWorkSettled().then(() => this.storage.close().catch((err) => this.report(err, 'close storage')));
+      await untilDeadline(closed, deadline);
     })();
     return this.stopping;
   }
