@@ -24,6 +24,7 @@ import {
   resolveStopTimeout,
 } from './options';
 import { FirstFailureWarnings } from './failure-warning';
+import { coreWarnings } from './health-warnings';
 import { SubscriberRegistry } from './registry';
 import { StatsCollector } from './stats';
 import type {
@@ -246,13 +247,24 @@ class Bus<C extends Catalog> implements EventBus<C> {
   }
 
   async health(): Promise<HealthReport> {
-    const h = await this.fromStorage('health', () => this.storage.health());
+    // The warnings' queries must not fail the health check: what fails is logged and left out.
+    const optional = <T>(what: string, call: () => Promise<T>, none: T): Promise<T> =>
+      call().catch((err: unknown) => {
+        this.logger.warn({ err }, `event-bus: health warnings: ${what} failed`);
+        return none;
+      });
+    const [h, backlogs, own] = await Promise.all([
+      this.fromStorage('health', () => this.storage.health()),
+      optional('backlogBySubscriber', () => this.storage.backlogBySubscriber(), []),
+      optional('storage warnings', async () => (await this.storage.warnings?.()) ?? [], []),
+    ]);
     const limits = this.health_;
     const healthy =
       h.unprocessed < limits.maxUnprocessed &&
       h.deadLetters < limits.maxDeadLetters &&
       (h.oldestPendingAgeMs ?? 0) <= limits.maxPendingAgeMs;
-    return { status: healthy ? 'healthy' : 'unhealthy', ...h, healthy };
+    const warnings = [...coreWarnings(h, backlogs, limits.staleSubscriberMs), ...own];
+    return { status: healthy ? 'healthy' : 'unhealthy', ...h, healthy, warnings };
   }
 
   stats(): BusStats {
