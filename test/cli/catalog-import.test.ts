@@ -11,12 +11,8 @@ import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventBus, EventBusError, type Catalog } from '@blawby/event-bus';
-import {
-  formatCatalogImportReport,
-  importCatalogFromClasses,
-  runCatalogImport,
-  type CatalogImportResult,
-} from '../../adapters/cli/commands/catalog-import';
+import { formatCatalogImportReport, importCatalogFromClasses, type CatalogImportResult } from '../../adapters/cli/commands/catalog-import';
+import { runCli } from '../../adapters/cli/run';
 
 const repo = resolve(import.meta.dirname, '../..');
 const fixtures = join(repo, 'test/cli/fixtures/classes');
@@ -210,32 +206,41 @@ describe('catalog import --from-classes', () => {
   });
 });
 
-describe('catalog import command line', () => {
-  const io = () => {
+describe('event-bus catalog import', () => {
+  const cli = async (...argv: string[]) => {
     const out = { stdout: '', stderr: '' };
-    return {
-      out,
-      io: { stdout: { write: (s: string) => (out.stdout += s) }, stderr: { write: (s: string) => (out.stderr += s) } },
-    };
+    const code = await runCli(argv, {
+      stdout: { write: (chunk: string) => (out.stdout += chunk) },
+      stderr: { write: (chunk: string) => (out.stderr += chunk) },
+      env: {},
+      cwd: repo,
+      signal: new AbortController().signal,
+    });
+    return { code, ...out };
   };
 
   it('prints the module without --out and the report on stderr; --strict fails on unconverted classes', async () => {
-    const plain = io();
-    expect(await runCatalogImport(['--from-classes', fixtures], plain.io)).toBe(0);
-    expect(plain.out.stdout).toBe(result.module); // deterministic: the same classes give the same module
-    expect(plain.out.stderr).toMatch(/Not converted \(add them by hand\):/);
-    const strict = io();
-    expect(await runCatalogImport(['--from-classes', fixtures, '--strict'], strict.io)).toBe(1);
+    const plain = await cli('catalog', 'import', '--from-classes', 'test/cli/fixtures/classes');
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toBe(result.module); // deterministic: the same classes give the same module
+    expect(plain.stderr).toMatch(/Not converted \(add them by hand\):\n {2}ReminderScheduled/);
+    const strict = await cli('catalog', 'import', '--from-classes', 'test/cli/fixtures/classes', '--strict');
+    expect(strict.code).toBe(1);
   });
 
   it('answers usage errors with exit code 2', async () => {
-    const missing = io();
-    expect(await runCatalogImport([], missing.io)).toBe(2);
-    expect(missing.out.stderr).toMatch(/--from-classes is required/);
-    const noDir = io();
-    expect(await runCatalogImport(['--from-classes', join(fixtures, 'nope')], noDir.io)).toBe(2);
-    expect(noDir.out.stderr).toMatch(/INVALID_OPTION|is not a directory/);
-    expect(await runCatalogImport(['--from-classes', fixtures, '--bogus'], io().io)).toBe(2);
+    const missing = await cli('catalog', 'import');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--from-classes is required/);
+    const noDir = await cli('catalog', 'import', '--from-classes', 'test/cli/fixtures/nope');
+    expect(noDir.code).toBe(2);
+    expect(noDir.stderr).toMatch(/fromClasses.*is not a directory \(INVALID_OPTION\)/);
+    expect((await cli('catalog', 'import', '--from-classes', fixtures, '--bogus')).code).toBe(2);
+  });
+
+  it('is listed in --help', async () => {
+    const help = await cli('catalog', '--help');
+    expect(help.stdout).toMatch(/catalog import/);
   });
 
   it('refuses a folder that does not exist with INVALID_OPTION', async () => {

@@ -22,9 +22,11 @@
  */
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { InvalidOptionError, isValidEventName } from '@blawby/event-bus';
+import { usageError } from '../cli-error';
+import type { Command } from '../command';
+import { ExitCode } from '../exit-codes';
+import { flagOption, stringOption } from '../options';
 
 type TS = typeof import('typescript');
 type Type = import('typescript').Type;
@@ -44,6 +46,8 @@ export interface CatalogImportOptions {
   defaultVersion?: string;
   /** Where the module imports the library from (default `'@blawby/event-bus'`). */
   libraryImport?: string;
+  /** What relative paths are resolved against (default the process's working directory). */
+  cwd?: string;
 }
 
 /** One event class turned into a catalog entry. */
@@ -120,7 +124,8 @@ const NOT_JSON_BUILTINS: Readonly<Record<string, string>> = {
  * ```
  */
 export async function importCatalogFromClasses(options: CatalogImportOptions): Promise<CatalogImportResult> {
-  const root = resolve(options.fromClasses);
+  const cwd = options.cwd ?? process.cwd();
+  const root = resolve(cwd, options.fromClasses);
   const info = await stat(root).catch(() => undefined);
   if (!info?.isDirectory()) throw new InvalidOptionError('fromClasses', 'is not a directory');
   const ts = await loadTypeScript();
@@ -208,11 +213,11 @@ export async function importCatalogFromClasses(options: CatalogImportOptions): P
     named: converter.namedSchemas(),
     payloads: payloadSchemas,
     libraryImport: options.libraryImport ?? '@blawby/event-bus',
-    fromLabel: relative(process.cwd(), root).split(sep).join('/') || '.',
+    fromLabel: relative(cwd, root).split(sep).join('/') || '.',
   });
   const result: CatalogImportResult = { module, events, unconverted };
   if (options.out) {
-    const target = resolve(options.out);
+    const target = resolve(cwd, options.out);
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, module);
     result.written = target;
@@ -653,7 +658,7 @@ function renderModule(input: RenderInput): string {
   return lines.join('\n');
 }
 
-/** The report {@link runCatalogImport} prints: what was converted, what was noted, what was not. */
+/** The report `catalog import` prints on stderr: what was converted, what was noted, what was not. */
 export function formatCatalogImportReport(result: CatalogImportResult): string {
   const lines = [
     `${result.events.length} event type${result.events.length === 1 ? '' : 's'} converted` +
@@ -674,66 +679,42 @@ export function formatCatalogImportReport(result: CatalogImportResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Where {@link runCatalogImport} writes. */
-export interface CatalogImportIo {
-  stdout: { write(chunk: string): unknown };
-  stderr: { write(chunk: string): unknown };
-}
-
-const USAGE = 'usage: catalog import --from-classes <dir> --out <file> [--base-class BaseEvent] [--default-version 1.0.0] [--strict]\n';
-
-/**
- * The command line of `catalog import`: prints the report on stderr (the
- * module too, on stdout, without `--out`). Resolves with the exit code: 0,
- * 1 with `--strict` when a class was not converted, 2 for a usage error.
- */
-export async function runCatalogImport(argv: readonly string[], io: CatalogImportIo): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        'from-classes': { type: 'string' },
-        out: { type: 'string' },
-        'base-class': { type: 'string' },
-        'default-version': { type: 'string' },
-        strict: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
-  const from = values['from-classes'];
-  if (typeof from !== 'string' || !from) {
-    io.stderr.write(`--from-classes is required\n${USAGE}`);
-    return 2;
-  }
-  try {
+/** The `catalog import` command. */
+export const catalogImport: Command = {
+  path: ['catalog', 'import'],
+  summary: 'Write a zod catalog module from TypeScript event classes (class X extends BaseEvent<payload>).',
+  description:
+    'Reads every .ts file under --from-classes with the TypeScript compiler (install typescript), and makes one catalog ' +
+    "entry per class that extends the base class and has a `static type = 'domain.name'`. Named interfaces and type " +
+    'aliases become schema constants of the same name; a Date field becomes z.iso.datetime() (payloads are JSON). ' +
+    'Classes it cannot convert (a function, a generic type parameter, a bigint, a Map, an invalid event name) are listed ' +
+    'on stderr with the reason and at the top of the module. Without --out the module goes to stdout.',
+  options: {
+    'from-classes': { type: 'string', value: '<dir>', description: 'Folder of the event classes (required; read recursively).' },
+    out: { type: 'string', short: 'o', value: '<file>', description: 'Catalog module to write. Default: stdout.' },
+    'base-class': { type: 'string', value: '<name>', description: "Base class of the event classes (default 'BaseEvent')." },
+    'default-version': { type: 'string', value: '<version>', description: "Version of a class without static version (default '1.0.0')." },
+    strict: { type: 'boolean', description: 'Exit with 1 when a class could not be converted.' },
+  },
+  examples: [
+    'event-bus catalog import --from-classes src/events --out src/events/catalog.ts',
+    'event-bus catalog import --from-classes src/events --base-class DomainEvent --strict > catalog.ts',
+  ],
+  async run(ctx) {
+    const from = stringOption(ctx, 'from-classes');
+    if (from === undefined) throw usageError('--from-classes is required', 'event-bus catalog import --from-classes <dir> --out <file>');
+    const out = stringOption(ctx, 'out');
+    const baseClass = stringOption(ctx, 'base-class');
+    const defaultVersion = stringOption(ctx, 'default-version');
     const result = await importCatalogFromClasses({
       fromClasses: from,
-      ...(typeof values.out === 'string' ? { out: values.out } : {}),
-      ...(typeof values['base-class'] === 'string' ? { baseClass: values['base-class'] } : {}),
-      ...(typeof values['default-version'] === 'string' ? { defaultVersion: values['default-version'] } : {}),
+      cwd: ctx.io.cwd,
+      ...(out !== undefined ? { out } : {}),
+      ...(baseClass !== undefined ? { baseClass } : {}),
+      ...(defaultVersion !== undefined ? { defaultVersion } : {}),
     });
-    if (!result.written) io.stdout.write(result.module);
-    io.stderr.write(formatCatalogImportReport(result));
-    return values.strict && result.unconverted.length ? 1 : 0;
-  } catch (err) {
-    io.stderr.write(`catalog import: ${(err as Error).message}\n`);
-    return InvalidOptionError.is(err, 'INVALID_OPTION') ? 2 : 1;
-  }
-}
-
-// Run as a script: `npm run catalog:import -- --from-classes <dir> --out <file>`.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  void runCatalogImport(process.argv.slice(2), process).then((code) => {
-    process.exitCode = code;
-  });
-}
+    if (!result.written) ctx.io.stdout.write(result.module);
+    ctx.io.stderr.write(formatCatalogImportReport(result));
+    return flagOption(ctx, 'strict') && result.unconverted.length ? ExitCode.FAILURE : ExitCode.OK;
+  },
+};

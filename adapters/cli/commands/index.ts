@@ -5,6 +5,7 @@
  */
 import type { Command } from '../command';
 import { catalogExport } from './catalog-export';
+import { catalogImport } from './catalog-import';
 import { dlqDiscard } from './dlq-discard';
 import { dlqList } from './dlq-list';
 import { dlqRedrive } from './dlq-redrive';
@@ -29,4 +30,5 @@ export const COMMANDS: readonly Command[] = [
   dlqDiscard,
   purge,
   catalogExport,
+  catalogImport,
 ];
