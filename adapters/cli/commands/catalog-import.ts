@@ -48,6 +48,12 @@ export interface CatalogImportOptions {
   libraryImport?: string;
   /** What relative paths are resolved against (default the process's working directory). */
   cwd?: string;
+  /**
+   * The tsconfig.json whose compiler options (`paths`, `baseUrl`, ...) resolve
+   * the classes' imports; default the nearest one above `fromClasses`, else
+   * strict defaults.
+   */
+  tsconfig?: string;
 }
 
 /** One event class turned into a catalog entry. */
@@ -130,14 +136,7 @@ export async function importCatalogFromClasses(options: CatalogImportOptions): P
   if (!info?.isDirectory()) throw new InvalidOptionError('fromClasses', 'is not a directory');
   const ts = await loadTypeScript();
   const files = await listSourceFiles(root);
-  const program = ts.createProgram(files, {
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-  });
+  const program = ts.createProgram(files, compilerOptions(ts, root, cwd, options.tsconfig));
   const checker = program.getTypeChecker();
   const converter = new SchemaConverter(ts, checker, program);
   const baseClass = options.baseClass ?? 'BaseEvent';
@@ -235,6 +234,26 @@ async function loadTypeScript(): Promise<TS> {
   return mod.default ?? mod;
 }
 
+/** The classes' compiler options: their tsconfig's, strict and without emit. */
+function compilerOptions(ts: TS, root: string, cwd: string, tsconfig: string | undefined): import('typescript').CompilerOptions {
+  const strictDefaults = {
+    strict: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+  };
+  const file = tsconfig !== undefined ? resolve(cwd, tsconfig) : ts.findConfigFile(root, ts.sys.fileExists);
+  if (file === undefined) return { ...strictDefaults, noEmit: true, skipLibCheck: true };
+  let problem: string | undefined;
+  const parsed = ts.getParsedCommandLineOfConfigFile(file, {}, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => (problem = ts.flattenDiagnosticMessageText(d.messageText, ' ')),
+  });
+  if (!parsed || problem) throw new InvalidOptionError('tsconfig', `cannot read ${file}: ${problem ?? 'unknown error'}`);
+  // strictNullChecks decides what is optional and nullable: keep it on whatever the project says.
+  return { ...parsed.options, strictNullChecks: true, noEmit: true, skipLibCheck: true };
+}
+
 async function listSourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -274,10 +293,19 @@ function payloadTypeOf(ts: TS, checker: TypeChecker, node: ClassDeclaration, bas
   for (let depth = 0; depth < 32; depth++) {
     const heritage = current.heritageClauses?.find((h) => h.token === ts.SyntaxKind.ExtendsKeyword)?.types[0];
     if (!heritage) return undefined;
-    let symbol = checker.getSymbolAtLocation(heritage.expression);
-    if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+    const local = checker.getSymbolAtLocation(heritage.expression);
+    const symbol = local && local.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(local) : local;
     const declaration = symbol?.declarations?.find(ts.isClassDeclaration);
-    if (!symbol || !declaration) return undefined;
+    if (!symbol || !declaration) {
+      // Named like the base class but not found: an import the compiler could not resolve, never a silent skip.
+      const written = heritage.expression.getText();
+      const specifier = local?.declarations?.find(ts.isImportSpecifier);
+      const imported = specifier ? (specifier.propertyName ?? specifier.name).getText() : undefined;
+      if (written === baseClass || written.endsWith(`.${baseClass}`) || imported === baseClass) {
+        return { error: `extends ${baseClass}, which the compiler could not resolve (check the import, or pass --tsconfig)` };
+      }
+      return undefined;
+    }
     if (symbol.getName() === baseClass) {
       if (current === node) {
         const argument = heritage.typeArguments?.[0];
@@ -448,6 +476,9 @@ class SchemaConverter {
     }
     if (f & ts.TypeFlags.TypeParameter) {
       throw new Unconvertible(path, `depends on the generic type parameter ${checker.typeToString(type)}, so no single schema describes it`);
+    }
+    if (f & ts.TypeFlags.Any && (type as { intrinsicName?: string }).intrinsicName === 'error') {
+      throw new Unconvertible(path, 'a type the compiler could not resolve (check its import, or pass --tsconfig)');
     }
     if (f & (ts.TypeFlags.Any | ts.TypeFlags.Unknown)) {
       this.notes.push(`${path}: ${checker.typeToString(type)} becomes z.unknown() (checked as JSON at publish only)`);
@@ -694,6 +725,7 @@ export const catalogImport: Command = {
     out: { type: 'string', short: 'o', value: '<file>', description: 'Catalog module to write. Default: stdout.' },
     'base-class': { type: 'string', value: '<name>', description: "Base class of the event classes (default 'BaseEvent')." },
     'default-version': { type: 'string', value: '<version>', description: "Version of a class without static version (default '1.0.0')." },
+    tsconfig: { type: 'string', value: '<file>', description: 'tsconfig.json that resolves the imports (default: the nearest one).' },
     strict: { type: 'boolean', description: 'Exit with 1 when a class could not be converted.' },
   },
   examples: [
@@ -706,12 +738,14 @@ export const catalogImport: Command = {
     const out = stringOption(ctx, 'out');
     const baseClass = stringOption(ctx, 'base-class');
     const defaultVersion = stringOption(ctx, 'default-version');
+    const tsconfig = stringOption(ctx, 'tsconfig');
     const result = await importCatalogFromClasses({
       fromClasses: from,
       cwd: ctx.io.cwd,
       ...(out !== undefined ? { out } : {}),
       ...(baseClass !== undefined ? { baseClass } : {}),
       ...(defaultVersion !== undefined ? { defaultVersion } : {}),
+      ...(tsconfig !== undefined ? { tsconfig } : {}),
     });
     if (!result.written) ctx.io.stdout.write(result.module);
     ctx.io.stderr.write(formatCatalogImportReport(result));
