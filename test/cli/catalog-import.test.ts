@@ -92,6 +92,8 @@ describe('catalog import --from-classes', () => {
     }
     expect(result.module).toMatch(/updatedBy: PartyRef,/);
     expect(result.module).toMatch(/status: MatterStatus\.optional\(\),/);
+    // Members in the order the source writes them.
+    expect(result.module).toContain("export const MatterStatus = z.enum(['open', 'pending', 'closed']);");
   });
 
   it('matter.created: the inline payload, with its optional field, enum, nested object and Date', () => {

@@ -369,6 +369,8 @@ class SchemaConverter {
   /** Named schemas of the event being converted (dropped when the event fails). */
   private pending: string[] = [];
   private readonly inProgress = new Set<Type>();
+  /** The type node a property's union type was written as (see `inWrittenOrder`). */
+  private readonly writtenAs = new Map<Type, import('typescript').TypeNode>();
   private notes: string[] = [];
   /** Fields of the current payload that failed: every one is reported, not just the first. */
   private errors: string[] = [];
@@ -547,7 +549,7 @@ class SchemaConverter {
 
   private union(type: import('typescript').UnionType, path: string, depth: number): string {
     const ts = this.ts;
-    let members = type.types.filter((t) => !(t.flags & (ts.TypeFlags.Undefined | ts.TypeFlags.Void)));
+    let members = this.inWrittenOrder(type).filter((t) => !(t.flags & (ts.TypeFlags.Undefined | ts.TypeFlags.Void)));
     const optional = members.length < type.types.length;
     const nullable = members.some((t) => t.flags & ts.TypeFlags.Null);
     members = members.filter((t) => !(t.flags & ts.TypeFlags.Null));
@@ -570,6 +572,26 @@ class SchemaConverter {
     return optional ? `${inner}.optional()` : inner;
   }
 
+  /**
+   * A union's members in the order the source writes them (the checker
+   * orders them by creation): `'open' | 'pending' | 'closed'` stays so.
+   */
+  private inWrittenOrder(type: import('typescript').UnionType): Type[] {
+    const ts = this.ts;
+    const unwrap = (n: import('typescript').TypeNode | undefined) => {
+      while (n && ts.isParenthesizedTypeNode(n)) n = n.type;
+      return n && ts.isUnionTypeNode(n) ? n : undefined;
+    };
+    const node = unwrap(this.writtenAs.get(type)) ?? unwrap(type.aliasSymbol?.declarations?.find(ts.isTypeAliasDeclaration)?.type);
+    if (!node) return [...type.types];
+    const written = node.types.map((n) => this.checker.getTypeFromTypeNode(n));
+    const rank = (t: Type) => {
+      const i = written.indexOf(t);
+      return i === -1 ? written.length : i;
+    };
+    return [...type.types].sort((a, b) => rank(a) - rank(b));
+  }
+
   private object(type: Type, path: string, depth: number): string {
     const ts = this.ts;
     const checker = this.checker;
@@ -586,6 +608,8 @@ class SchemaConverter {
       let propType = checker.getTypeOfSymbol(prop);
       const optional = Boolean(prop.flags & ts.SymbolFlags.Optional);
       if (optional) propType = this.declaredOrStripped(propType, decl);
+      const typeNode = decl && (ts.isPropertySignature(decl) || ts.isPropertyDeclaration(decl)) ? decl.type : undefined;
+      if (typeNode && propType.flags & ts.TypeFlags.Union) this.writtenAs.set(propType, typeNode);
       let expression: string;
       try {
         expression = this.convert(propType, at, depth + 1);
