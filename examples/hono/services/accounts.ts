@@ -6,7 +6,7 @@
  */
 import { eq } from 'drizzle-orm';
 import type { RequestEvents } from '@blawby/event-bus/hono';
-import { hashPassword, hashToken, newId, newToken } from '../../blawby/auth/credentials';
+import { hashToken, newId, newToken } from '../../blawby/auth/credentials';
 import { SESSION_TTL_MS } from '../../blawby/auth/sessions';
 import type { BlawbyCatalog } from '../../blawby/catalog';
 import { sessions, users } from '../../blawby/db/schema';
@@ -19,11 +19,11 @@ export interface ServiceDeps {
   events: RequestEvents<BlawbyCatalog>;
 }
 
-/** A parsed signup body (the email lower-cased). */
+/** A parsed signup body (the email lower-cased), its password already hashed. */
 export interface SignUpInput {
   email: string;
   name: string;
-  password: string;
+  passwordHash: string;
 }
 
 /**
@@ -37,7 +37,7 @@ export async function signUp({ uow, events }: ServiceDeps, input: SignUpInput): 
   const [existing] = await db.select({ id: users.id }).from(users).where(eq(users.email, input.email));
   if (existing) throw new HttpError(409, 'EMAIL_TAKEN', 'An account with this email exists');
   const userId = newId('user');
-  await db.insert(users).values({ id: userId, email: input.email, name: input.name, passwordHash: await hashPassword(input.password) });
+  await db.insert(users).values({ id: userId, email: input.email, name: input.name, passwordHash: input.passwordHash });
   const token = newToken();
   const sessionId = newId('sess');
   const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
