@@ -125,9 +125,12 @@ function walkDef(def: ZodInternals, path: string, seen: Map<unknown, boolean | n
       return true;
     case 'optional':
     case 'nullable':
-    case 'readonly':
     case 'nonoptional':
       return walk(def.innerType, path, inUnion);
+    case 'readonly':
+      // zod freezes its output: copied, so undefined properties can be left out.
+      walk(def.innerType, path, inUnion);
+      return false;
     case 'default':
     case 'prefault': {
       const inner = walk(def.innerType, path, inUnion);

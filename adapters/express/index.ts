@@ -52,17 +52,21 @@ import type { Request, RequestHandler, Response, Router } from 'express';
 import { InvalidOptionError } from '@blawby/event-bus';
 import type { Catalog, EventBus, Logger } from '@blawby/event-bus';
 import {
+  createDashboard,
   createRequestEvents,
+  DASHBOARD_STREAM_HEADERS,
   healthRoute,
   ingestRoute,
   isMetricsSource,
   metricsRoute,
   payloadTooLarge,
   requestMetadata,
+  resolveDashboardOptions,
   resolveIngestOptions,
   sanitizeRequestId,
   timelineRoute,
   unreadableBody,
+  type DashboardOptions,
   type HttpResult,
   type Identity,
   type IngestBody,
@@ -75,6 +79,7 @@ import {
 } from '../http';
 
 export type {
+  DashboardOptions,
   EventBusRegistry,
   HealthFailureBody,
   HttpResult,
@@ -141,6 +146,13 @@ export interface EventBusRouterOptions extends EventBusMiddlewareOptions {
   ingest?: boolean | IngestOptions;
   /** Serve `GET /metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
   metrics?: MetricsSource;
+  /**
+   * Serve `GET /dashboard`, the dashboard page, with its JSON routes and live
+   * stream under `/dashboard/api/` (default: off): needs `authorize`, and
+   * shows every organization's events, so admit operators only.
+   * `{ readOnly: true }` hides redrive and discard.
+   */
+  dashboard?: boolean | DashboardOptions;
   /** Where the router logs (a failed `org.access_denied` publish, a failed health check); silent when absent. */
   logger?: Logger;
 }
@@ -235,9 +247,14 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   if (ingest && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the ingest route needs an `authorize` function');
   }
+  const dashboardOptions = resolveDashboardOptions(options.dashboard);
+  if (dashboardOptions && typeof authorize !== 'function') {
+    throw new InvalidOptionError('authorize', 'the dashboard needs an `authorize` function');
+  }
   const requestId = options.requestId ?? defaultRequestId;
 
   const router = express.Router() as EventBusRouter;
+  const endStreams = dashboardOptions && authorize ? mountDashboard(router, bus, authorize, dashboardOptions, logger) : () => {};
   if (timeline && authorize) {
     router.get('/timeline', async (req, res) => {
       const identity = await authorize(req);
@@ -287,6 +304,57 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
       },
     );
   }
-  router.close = () => bus.stop();
+  router.close = () => {
+    endStreams();
+    return bus.stop();
+  };
   return router;
+}
+
+/** The dashboard's page, JSON routes and live stream; returns what ends the open streams. */
+function mountDashboard<C extends Catalog>(
+  router: Router,
+  bus: EventBus<C>,
+  authorize: ExpressAuthorize,
+  options: DashboardOptions,
+  logger: Logger | undefined,
+): () => void {
+  const dashboard = createDashboard(bus, options);
+  const streams = new Set<() => void>();
+  router.get('/dashboard', (_req, res) => {
+    const page = dashboard.page();
+    res.status(page.status).type(page.contentType).set('cache-control', 'no-store').send(page.body);
+  });
+  router.get('/dashboard/api/stream', async (req, res) => {
+    const refused = dashboard.refuse(await authorize(req), logger);
+    if (refused) return send(res, refused);
+    res.writeHead(200, DASHBOARD_STREAM_HEADERS);
+    res.flushHeaders();
+    const stop = dashboard.stream((chunk) => res.write(chunk));
+    const end = () => {
+      if (!streams.delete(end)) return;
+      stop();
+      res.end();
+    };
+    streams.add(end);
+    req.on('close', end);
+  });
+  const readJson = express.json({ limit: '16kb' });
+  const api = async (req: Request, res: Response) => {
+    const result = await dashboard.api({
+      method: req.method,
+      path: req.path.replace(/^\/dashboard\/api\/?/, ''),
+      query: req.query as RawQuery,
+      contentType: req.get('content-type'),
+      body: req.body as unknown,
+      identity: await authorize(req),
+      ...(logger ? { logger } : {}),
+    });
+    send(res, result);
+  };
+  router.get('/dashboard/api/*path', api);
+  router.post('/dashboard/api/*path', (req, res, next) => readJson(req, res, (err?: unknown) => (err ? send(res, unreadableBody()) : next())), api);
+  return () => {
+    for (const end of [...streams]) end();
+  };
 }

@@ -50,16 +50,20 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import { InvalidOptionError } from '@blawby/event-bus';
 import type { EventBus } from '@blawby/event-bus';
 import {
+  createDashboard,
   createRequestEvents,
+  DASHBOARD_STREAM_HEADERS,
   healthRoute,
   ingestRoute,
   isMetricsSource,
   metricsRoute,
   payloadTooLarge,
   requestMetadata,
+  resolveDashboardOptions,
   resolveIngestOptions,
   timelineRoute,
   unreadableBody,
+  type DashboardOptions,
   type HttpResult,
   type Identity,
   type IngestOptions,
@@ -71,6 +75,7 @@ import {
 } from '../http';
 
 export type {
+  DashboardOptions,
   EventBusRegistry,
   HealthFailureBody,
   HttpResult,
@@ -123,6 +128,13 @@ export interface EventBusRoutesOptions {
   ingest?: boolean | IngestOptions;
   /** `GET {prefix}/metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
   metrics?: MetricsSource;
+  /**
+   * `GET {prefix}/dashboard`, the dashboard page, with its JSON routes and
+   * live stream under `{prefix}/dashboard/api/`: needs `authorize`, and shows
+   * every organization's events, so admit operators only. `{ readOnly: true }`
+   * hides redrive and discard.
+   */
+  dashboard?: boolean | DashboardOptions;
 }
 
 /**
@@ -172,6 +184,10 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
   const ingest = resolveIngestOptions(routes.ingest);
   if (ingest && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the ingest route needs an `authorize` function');
+  }
+  const dashboardOptions = resolveDashboardOptions(routes.dashboard);
+  if (dashboardOptions && typeof authorize !== 'function') {
+    throw new InvalidOptionError('authorize', 'the dashboard needs an `authorize` function');
   }
 
   fastify.decorate('events', bus);
@@ -236,6 +252,7 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
       });
     });
   }
+  if (dashboardOptions && authorize) mountDashboard(fastify, bus, prefix, authorize, dashboardOptions);
   const { metrics } = routes;
   if (metrics) {
     fastify.get(`${prefix}/metrics`, async (request, reply) => {
@@ -244,6 +261,54 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
     });
   }
 };
+
+/** The dashboard's page, JSON routes and live stream (see {@link EventBusRoutesOptions.dashboard}). */
+function mountDashboard(
+  fastify: FastifyInstance,
+  bus: RegisteredBus,
+  prefix: string,
+  authorize: FastifyAuthorize,
+  options: DashboardOptions,
+): void {
+  const dashboard = createDashboard(bus, options);
+  const streams = new Set<() => void>();
+  // Open streams would keep Fastify's close waiting for their connections.
+  fastify.addHook('preClose', async () => {
+    for (const end of [...streams]) end();
+  });
+  fastify.get(`${prefix}/dashboard`, async (_request, reply) => {
+    const page = dashboard.page();
+    return reply.code(page.status).header('content-type', page.contentType).header('cache-control', 'no-store').send(page.body);
+  });
+  fastify.get(`${prefix}/dashboard/api/stream`, async (request, reply) => {
+    const refused = dashboard.refuse(await authorize(request), request.log);
+    if (refused) return send(reply, refused);
+    reply.hijack();
+    reply.raw.writeHead(200, DASHBOARD_STREAM_HEADERS);
+    const stop = dashboard.stream((chunk) => reply.raw.write(chunk));
+    const end = () => {
+      if (!streams.delete(end)) return;
+      stop();
+      reply.raw.end();
+    };
+    streams.add(end);
+    request.raw.on('close', end);
+  });
+  const api = async (request: FastifyRequest, reply: FastifyReply) => {
+    const result = await dashboard.api({
+      method: request.method,
+      path: (request.params as { '*'?: string })['*'] ?? '',
+      query: request.query as RawQuery,
+      contentType: request.headers['content-type'],
+      body: request.body,
+      identity: await authorize(request),
+      logger: request.log,
+    });
+    return send(reply, result);
+  };
+  fastify.get(`${prefix}/dashboard/api/*`, api);
+  fastify.post(`${prefix}/dashboard/api/*`, api);
+}
 
 /**
  * The Fastify plugin (a `fastify-plugin` plugin, so its decorations are seen
@@ -265,6 +330,8 @@ const plugin: FastifyPluginAsync<EventBusPluginOptions> = async (fastify: Fastif
  *   201 `{ event, duplicate: false }` (a batch: `{ events, duplicates }`),
  *   200 for a repeat, 400 with `issues` (nothing stored), 401, 403, 409, 413, 415.
  * - `GET {prefix}/metrics` (with `routes.metrics`): the Prometheus text, 503 when the source fails.
+ * - `GET {prefix}/dashboard` (with `routes.dashboard`): the dashboard page; its JSON
+ *   routes and live stream under `{prefix}/dashboard/api/`, behind `authorize`.
  *
  * Stops the bus in `onClose` (unless `stopOnClose: false`). It does not start it:
  * call `bus.start()` in the processes that run handlers.

@@ -58,7 +58,10 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { InvalidOptionError } from '@blawby/event-bus';
 import type { Catalog, EventBus, Logger } from '@blawby/event-bus';
 import {
+  createDashboard,
   createRequestEvents,
+  DASHBOARD_STREAM_HEADERS,
+  type DashboardOptions,
   type EventBusRegistry,
   healthRoute,
   ingestRoute,
@@ -66,6 +69,7 @@ import {
   metricsRoute,
   payloadTooLarge,
   requestMetadata,
+  resolveDashboardOptions,
   resolveIngestOptions,
   sanitizeRequestId,
   timelineRoute,
@@ -80,6 +84,7 @@ import {
 } from '../http';
 
 export type {
+  DashboardOptions,
   EventBusRegistry,
   HealthFailureBody,
   HttpResult,
@@ -177,6 +182,13 @@ export interface EventBusRouterOptions extends EventBusMiddlewareOptions {
   ingest?: boolean | IngestOptions;
   /** Serve `GET /metrics`, public: the Prometheus text of this source (e.g. `eventBusMetrics(bus)` of `@blawby/event-bus/prometheus`). */
   metrics?: MetricsSource;
+  /**
+   * Serve `GET /dashboard`, the dashboard page, with its JSON routes and live
+   * stream under `/dashboard/api/` (default: off): needs `authorize`, and
+   * shows every organization's events, so admit operators only.
+   * `{ readOnly: true }` hides redrive and discard.
+   */
+  dashboard?: boolean | DashboardOptions;
   /** Where the router logs (a failed `org.access_denied` publish, a failed health check); silent when absent. */
   logger?: Logger;
 }
@@ -290,6 +302,10 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
   if (ingest && typeof authorize !== 'function') {
     throw new InvalidOptionError('authorize', 'the ingest route needs an `authorize` function');
   }
+  const dashboardOptions = resolveDashboardOptions(options.dashboard);
+  if (dashboardOptions && typeof authorize !== 'function') {
+    throw new InvalidOptionError('authorize', 'the dashboard needs an `authorize` function');
+  }
   const metadataFor = (c: Context): RequestMetadata =>
     (c.var as { events?: { metadata: RequestMetadata } }).events?.metadata ?? metadataOf(c, options);
 
@@ -341,5 +357,73 @@ export function eventBusRouter<C extends Catalog = RegisteredCatalog>(
       return send(c, result);
     });
   }
-  return Object.assign(app, { close: () => bus.stop() });
+  const endStreams = dashboardOptions && authorize ? mountDashboard(app, bus, authorize, dashboardOptions, logger) : () => {};
+  return Object.assign(app, {
+    close: () => {
+      endStreams();
+      return bus.stop();
+    },
+  });
+}
+
+/** The dashboard's page, JSON routes and live stream; returns what ends the open streams. */
+function mountDashboard<C extends Catalog>(
+  app: Hono,
+  bus: EventBus<C>,
+  authorize: HonoAuthorize,
+  options: DashboardOptions,
+  logger: Logger | undefined,
+): () => void {
+  const dashboard = createDashboard(bus, options);
+  const streams = new Set<() => void>();
+  app.get('/dashboard', (c) => {
+    const page = dashboard.page();
+    return c.body(page.body, page.status as ContentfulStatusCode, { 'content-type': page.contentType, 'cache-control': 'no-store' });
+  });
+  app.get('/dashboard/api/stream', async (c) => {
+    const refused = dashboard.refuse(await authorize(c), logger);
+    if (refused) return send(c, refused);
+    const encoder = new TextEncoder();
+    let end = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const stop = dashboard.stream((chunk) => controller.enqueue(encoder.encode(chunk)));
+        end = () => {
+          if (!streams.delete(end)) return;
+          stop();
+          try {
+            controller.close();
+          } catch {
+            // already closed by the client going away
+          }
+        };
+        streams.add(end);
+        c.req.raw.signal?.addEventListener('abort', () => end());
+      },
+      cancel() {
+        end();
+      },
+    });
+    return new Response(body, { status: 200, headers: DASHBOARD_STREAM_HEADERS });
+  });
+  const api = async (c: Context) => {
+    let body: unknown;
+    const contentType = c.req.header('content-type');
+    if (c.req.method === 'POST') body = await c.req.json().catch(() => undefined);
+    const result = await dashboard.api({
+      method: c.req.method,
+      path: c.req.param('rest') ?? '',
+      query: rawQuery(c),
+      contentType,
+      body,
+      identity: await authorize(c),
+      ...(logger ? { logger } : {}),
+    });
+    return send(c, result);
+  };
+  app.get('/dashboard/api/:rest{.+}', api);
+  app.post('/dashboard/api/:rest{.+}', bodyLimit({ maxSize: 16 * 1024, onError: (c) => send(c, payloadTooLarge()) }), api);
+  return () => {
+    for (const end of [...streams]) end();
+  };
 }

@@ -1,16 +1,17 @@
 /**
  * The little this adapter needs from a drizzle database, and the differences
- * between its drivers (postgres.js and PGlite) smoothed over: result shapes,
- * connection errors and LISTEN.
+ * between its drivers (postgres.js, node-postgres and PGlite) smoothed over:
+ * result shapes, connection errors, prepared statements and LISTEN.
  */
 import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
-import { EventBusError } from '@blawby/event-bus';
+import { EventBusError, type Logger } from '@blawby/event-bus';
+import { isNodePostgres, listenNodePostgres, nodePostgresExecutor } from './node-postgres';
 
 /**
  * A drizzle-orm PostgreSQL database or transaction (`drizzle-orm/postgres-js`,
- * `drizzle-orm/pglite`, ...). Typed structurally so that any drizzle version
- * with `execute` and `transaction` fits.
+ * `drizzle-orm/node-postgres`, `drizzle-orm/pglite`, ...). Typed structurally
+ * so that any drizzle version with `execute` and `transaction` fits.
  */
 export interface DrizzleDatabase {
   execute(query: SQL): PromiseLike<unknown>;
@@ -32,13 +33,17 @@ interface PostgresJsClient {
 const dialect = new PgDialect();
 
 /**
- * The executor for the storage's own statements on `db`. On postgres.js it
- * runs them as named prepared statements (drizzle's `execute` sends unnamed
- * ones, so the server would plan the storage's CTEs on every call), unless
- * the client was created with `prepare: false` (e.g. behind PgBouncer).
- * Results are the same: the same client, with drizzle's parsers, runs them.
+ * The executor for the storage's own statements on `db`. On postgres.js and
+ * node-postgres it runs them as named prepared statements (drizzle's
+ * `execute` sends unnamed ones, so the server would plan the storage's CTEs
+ * on every call), unless `prepare` is false or a postgres.js client was
+ * created with `prepare: false` (e.g. behind PgBouncer). The same client
+ * runs them, so results keep their shapes (the storage reads times as epoch
+ * numbers, so date parsers do not matter).
  */
-export function storageExecutor(db: DrizzleDatabase): Executor {
+export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
+  if (!prepare) return db;
+  if (isNodePostgres(db.$client)) return nodePostgresExecutor(db.$client);
   // A postgres.js `Sql` is a function with `unsafe`; PGlite is an object.
   const client = db.$client as (PostgresJsClient & ((...args: unknown[]) => unknown)) | undefined;
   if (typeof client !== 'function' || typeof client.unsafe !== 'function' || client.options?.prepare === false) {
@@ -56,7 +61,7 @@ export function storageExecutor(db: DrizzleDatabase): Executor {
 /** A result row as the drivers return it. */
 export type Row = Record<string, unknown>;
 
-/** Runs `query` and returns its rows, whichever driver (an array from postgres.js, `{ rows }` from PGlite). */
+/** Runs `query` and returns its rows, whichever driver (an array from postgres.js, `{ rows }` from node-postgres and PGlite). */
 export async function rowsOf(executor: Executor, query: SQL): Promise<Row[]> {
   const result = await executor.execute(query);
   if (Array.isArray(result)) return result as Row[];
@@ -80,6 +85,13 @@ const NODE_CODES = new Set([
   'CONNECT_TIMEOUT',
 ]);
 const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08007']);
+/**
+ * Messages without a code: PGlite closed; node-postgres's lost or refused
+ * connections (`Connection terminated unexpectedly`, a client not queryable
+ * after a connection error, a pool's connect timeout, a pool already ended).
+ */
+const MESSAGES =
+  /PGlite is closed|^Connection terminated|is not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end/i;
 
 /** True when `err` (or one of its causes) says the database could not be reached. */
 export function isConnectionError(err: unknown): boolean {
@@ -87,7 +99,7 @@ export function isConnectionError(err: unknown): boolean {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (NODE_CODES.has(code) || SQLSTATES.has(code))) return true;
     const message = (e as { message?: unknown }).message;
-    if (typeof message === 'string' && /PGlite is closed/i.test(message)) return true;
+    if (typeof message === 'string' && MESSAGES.test(message)) return true;
   }
   return false;
 }
@@ -109,15 +121,19 @@ export type Unlisten = () => Promise<void>;
 
 /**
  * LISTENs on `channel` with the client behind `db`: postgres.js's `sql.listen`
- * (one dedicated connection, re-established after a drop) or PGlite's
- * `listen`. Resolves to `null` when the client cannot listen.
+ * (one dedicated connection, re-established after a drop), a dedicated
+ * client for node-postgres (see `node-postgres.ts`), or PGlite's `listen`.
+ * `onReconnect` runs after the LISTEN was re-established. Resolves to `null`
+ * when the client cannot listen.
  */
 export async function listen(
   db: DrizzleDatabase,
   channel: string,
   onNotify: () => void,
   onReconnect: () => void,
+  logger: Logger,
 ): Promise<Unlisten | null> {
+  if (isNodePostgres(db.$client)) return listenNodePostgres(db.$client, channel, onNotify, onReconnect, logger);
   const client = db.$client as
     | {
         listen?: (channel: string, fn: (payload: string) => void, onlisten?: () => void) => Promise<unknown>;

@@ -4,7 +4,8 @@
  * table is a commit-ordered log, read by each subscriber through its own
  * cursor in leased ranges (no row per delivery on the happy path), retries
  * and dead letters that survive restarts, and LISTEN/NOTIFY wake-ups. The same
- * code runs on postgres.js against a server and on PGlite (embedded).
+ * code runs on postgres.js or node-postgres against a server and on PGlite
+ * (embedded).
  *
  * @example
  * ```ts
@@ -26,7 +27,8 @@
  * @module
  */
 export { postgresStorage } from './postgres-storage';
-export type { PostgresStorage, PostgresStorageOptions, PurgeOptions } from './postgres-storage';
+export type { PostgresStorage, PostgresStorageOptions, PostgresWarningOptions, PurgeOptions } from './postgres-storage';
+export type { RetentionOptions, RetentionStats } from './retention';
 export { migrate, migrationSql } from './migrate';
 export type { MigrateOptions, MigrateResult } from './migrate';
 export type { MigrationOptions } from './migrations';

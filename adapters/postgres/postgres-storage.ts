@@ -26,6 +26,7 @@ import type {
   DeadLetter,
   DeadLetterFilter,
   FailOutcome,
+  HealthWarning,
   Lease,
   ReplayQuery,
   Storage,
@@ -84,6 +85,8 @@ export interface PostgresStorageOptions extends TableOptions {
   retention?: RetentionOptions;
   /** A subscriber no process has registered for this long stops receiving new deliveries (default 24 h). */
   subscriberTtlMs?: number;
+  /** Thresholds of the storage's health warnings (see {@link PostgresStorage.warnings}). */
+  warnings?: PostgresWarningOptions;
   /**
    * LISTEN for work notices and NOTIFY on publish (default `true`). Turn off
    * behind a transaction-pooling PgBouncer, where LISTEN does not work: the
@@ -101,6 +104,14 @@ export interface PostgresStorageOptions extends TableOptions {
   synchronousAcks?: boolean;
   /** Logger for background problems (LISTEN failures) and retention rounds. */
   logger?: Logger;
+}
+
+/** Thresholds of {@link PostgresStorage.warnings}. */
+export interface PostgresWarningOptions {
+  /** `XMIN_HORIZON_PINNED` when a transaction of the server has been open longer than this (default 60 000 ms). */
+  maxTransactionAgeMs?: number;
+  /** `DEAD_TUPLES_HIGH` when one of the bus's tables has this many dead tuples or more (default 100 000). */
+  maxDeadTuples?: number;
 }
 
 /** Options of {@link PostgresStorage.purge}. */
@@ -132,6 +143,12 @@ export interface PostgresStorage extends Storage {
    * connection was re-established. A no-op when `notify` is off or LISTEN fails.
    */
   watch(onWork: () => void): Promise<() => Promise<void>>;
+  /**
+   * `AUTOVACUUM_DISABLED`, `DEAD_TUPLES_HIGH`, `XMIN_HORIZON_PINNED` and
+   * `LISTEN_UNAVAILABLE` warnings, read from the server's catalogs and
+   * statistics (see `docs/operating.md`).
+   */
+  warnings(): Promise<HealthWarning[]>;
 }
 
 const CAPABILITIES: StorageCapabilities = Object.freeze({ transactions: true, durable: true, shared: true });
@@ -177,6 +194,10 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     throw new InvalidOptionError('currentTransaction', 'must be a function returning the ambient transaction or undefined');
   }
   const retention = resolveRetention(options.retention);
+  const warnAt = {
+    maxTransactionAgeMs: positive('warnings.maxTransactionAgeMs', options.warnings?.maxTransactionAgeMs, 60_000),
+    maxDeadTuples: positive('warnings.maxDeadTuples', options.warnings?.maxDeadTuples, 100_000),
+  };
   return new PgStorage(
     db,
     // No channel: statements send no NOTIFY (nobody could LISTEN, e.g. behind PgBouncer).
@@ -185,8 +206,16 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     options.notify ?? true,
     options.synchronousAcks ?? false,
     options.logger ?? silentLogger,
-    { prepare: options.prepare ?? true, currentTransaction: options.currentTransaction, retention },
+    { prepare: options.prepare ?? true, currentTransaction: options.currentTransaction, retention, warnAt },
   );
+}
+
+function positive(option: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(option, 'must be a positive number');
+  }
+  return value;
 }
 
 /** A lease as the statements need it: on a delivery row, or on one event of a range. */
@@ -212,6 +241,8 @@ class PgStorage implements PostgresStorage {
   /** Claims made, to rotate which subscriber is served first. */
   private claims = 0;
   private listening: Promise<Unlisten | null> | null = null;
+  /** The last LISTEN attempt failed (dispatchers poll). */
+  private listenFailed = false;
   /** Runs the storage's own statements (outside callers' transactions). */
   private readonly exec: Executor;
   private closed = false;
@@ -228,6 +259,7 @@ class PgStorage implements PostgresStorage {
       prepare: boolean;
       currentTransaction: (() => unknown) | undefined;
       retention: ReturnType<typeof resolveRetention>;
+      warnAt: Required<PostgresWarningOptions>;
     },
   ) {
     this.exec = storageExecutor(db, extra.prepare);
@@ -625,6 +657,23 @@ class PgStorage implements PostgresStorage {
     };
   }
 
+  async warnings(): Promise<HealthWarning[]> {
+    const { maxTransactionAgeMs, maxDeadTuples } = this.extra.warnAt;
+    const rows = await this.run('warnings', () =>
+      rowsOf(this.exec, q.warningsStatement(this.tables, maxTransactionAgeMs, maxDeadTuples)),
+    );
+    const out: HealthWarning[] = rows.map((r) => warningOfRow(r, this.extra.warnAt));
+    if (!this.notify || this.listenFailed) {
+      out.push({
+        code: 'LISTEN_UNAVAILABLE',
+        message: this.notify
+          ? 'LISTEN failed: dispatchers poll for work (see the logged error); new events wait up to dispatch.pollIntervalMs'
+          : 'LISTEN is off (notify: false): dispatchers poll for work; new events wait up to dispatch.pollIntervalMs',
+      });
+    }
+    return out;
+  }
+
   async purge(options: PurgeOptions): Promise<number> {
     if (!(options?.olderThan instanceof Date) || Number.isNaN(options.olderThan.getTime())) {
       throw new InvalidOptionError('olderThan', 'must be a Date');
@@ -686,7 +735,11 @@ class PgStorage implements PostgresStorage {
       };
       this.listening = listen(this.db, this.tables.channel, wake, wake, this.logger).catch((err: unknown) => {
         this.logger.warn({ err }, 'event-bus: LISTEN failed; dispatchers will poll');
+        this.listenFailed = true;
         return null;
+      });
+      void this.listening.then((unlisten) => {
+        if (unlisten) this.listenFailed = false;
       });
     }
     await this.listening;
@@ -730,6 +783,39 @@ class PgStorage implements PostgresStorage {
         throw wrapError(err, what);
       }
     }
+  }
+}
+
+/** One row of the warnings statement as a {@link HealthWarning}. */
+function warningOfRow(r: Row, limits: Required<PostgresWarningOptions>): HealthWarning {
+  const table = r.tbl == null ? undefined : String(r.tbl);
+  switch (r.kind) {
+    case 'autovacuum':
+      return table
+        ? {
+            code: 'AUTOVACUUM_DISABLED',
+            table,
+            message: `autovacuum is disabled on ${table} (autovacuum_enabled = false): dead rows pile up and the log's scans slow down; run ALTER TABLE ... RESET (autovacuum_enabled)`,
+          }
+        : {
+            code: 'AUTOVACUUM_DISABLED',
+            message:
+              "autovacuum is off on this server (autovacuum or track_counts): the bus's tables are never vacuumed; turn it on, or VACUUM them on a schedule",
+          };
+    case 'dead_tuples':
+      return {
+        code: 'DEAD_TUPLES_HIGH',
+        table,
+        count: Number(r.n),
+        message: `${table} has ${Number(r.n)} dead tuples (threshold ${limits.maxDeadTuples}): VACUUM it, and check that autovacuum keeps up`,
+      };
+    default:
+      return {
+        code: 'XMIN_HORIZON_PINNED',
+        count: Number(r.n),
+        ageMs: Number(r.age_ms),
+        message: `a transaction has been open for ${Math.round(Number(r.age_ms) / 1000)} s (${Number(r.n)} over ${limits.maxTransactionAgeMs} ms): it holds back vacuum, and events committed after it began are not delivered until it ends; find it in pg_stat_activity (or pg_prepared_xacts) and end it`,
+      };
   }
 }
 

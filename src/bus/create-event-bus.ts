@@ -24,6 +24,7 @@ import {
   resolveStopTimeout,
 } from './options';
 import { FirstFailureWarnings } from './failure-warning';
+import { coreWarnings } from './health-warnings';
 import { SubscriberRegistry } from './registry';
 import { StatsCollector } from './stats';
 import type {
@@ -209,7 +210,8 @@ class Bus<C extends Catalog> implements EventBus<C> {
       this.closed = true;
       // Closing is bounded by the same deadline (a hung connection must not hold a shutdown); it goes on in the background.
       await untilDeadline(this.transport.close().catch((err) => this.report(err, 'close transport')), deadline);
-      await untilDeadline(this.storage.close().catch((err) => this.report(err, 'close storage')), deadline);
+      const closed = this.dispatcher.stopWorkSettled().then(() => this.storage.close().catch((err) => this.report(err, 'close storage')));
+      await untilDeadline(closed, deadline);
     })();
     return this.stopping;
   }
@@ -245,13 +247,24 @@ class Bus<C extends Catalog> implements EventBus<C> {
   }
 
   async health(): Promise<HealthReport> {
-    const h = await this.fromStorage('health', () => this.storage.health());
+    // The warnings' queries must not fail the health check: what fails is logged and left out.
+    const optional = <T>(what: string, call: () => Promise<T>, none: T): Promise<T> =>
+      call().catch((err: unknown) => {
+        this.logger.warn({ err }, `event-bus: health warnings: ${what} failed`);
+        return none;
+      });
+    const [h, backlogs, own] = await Promise.all([
+      this.fromStorage('health', () => this.storage.health()),
+      optional('backlogBySubscriber', () => this.storage.backlogBySubscriber(), []),
+      optional('storage warnings', async () => (await this.storage.warnings?.()) ?? [], []),
+    ]);
     const limits = this.health_;
     const healthy =
       h.unprocessed < limits.maxUnprocessed &&
       h.deadLetters < limits.maxDeadLetters &&
       (h.oldestPendingAgeMs ?? 0) <= limits.maxPendingAgeMs;
-    return { status: healthy ? 'healthy' : 'unhealthy', ...h, healthy };
+    const warnings = [...coreWarnings(h, backlogs, limits.staleSubscriberMs), ...own];
+    return { status: healthy ? 'healthy' : 'unhealthy', ...h, healthy, warnings };
   }
 
   stats(): BusStats {

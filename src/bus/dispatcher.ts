@@ -363,7 +363,7 @@ export class Dispatcher {
       const report = (during: string) => (err: unknown) => this.deps.report(err, during);
       await untilDeadline(this.transportSubscription?.unsubscribe().catch(report('transport unsubscribe')), deadline);
       await untilDeadline(this.unwatch?.().catch(report('storage unwatch')), deadline);
-      await untilDeadline(this.releaseQueued(), deadline);
+      await untilDeadline(this.afterStop(this.releaseQueued()), deadline);
       await this.drain(deadline - grace - Date.now());
       if (this.running.size > 0) await this.abortRunning(deadline, grace);
     }
@@ -568,11 +568,13 @@ export class Dispatcher {
   /** On stop: gives back what was claimed ahead, without spending attempts. */
   private async releaseQueued(): Promise<void> {
     const queued = this.queue.splice(0);
+    const releases: Promise<unknown>[] = [];
     for (const q of queued) {
       const sub = this.deps.registry.get(q.delivery.subscriber);
       if (sub) sub.queued -= 1;
-      if (!q.lost) await this.deps.storage.release(q.delivery).catch((err) => this.deps.report(err, 'release'));
+      if (!q.lost) releases.push(this.deps.storage.release(q.delivery).catch((err) => this.deps.report(err, 'release')));
     }
+    await Promise.all(releases); // side by side: a shutdown must not wait one round trip per claim
   }
 
   private async runInTransaction(running: RunningDelivery, event: BaseEvent): Promise<boolean> {
@@ -689,7 +691,24 @@ export class Dispatcher {
     const releases = left
       .filter((r) => this.running.has(r) && !r.timedOut)
       .map((r) => this.deps.storage.release(r.delivery).catch((err) => this.deps.report(err, 'release')));
-    await untilDeadline(Promise.all(releases), deadline);
+    await untilDeadline(this.afterStop(Promise.all(releases)), deadline);
+  }
+
+  /** Storage calls `stop()` started (it may return before they end). */
+  private readonly stopWork: Promise<unknown>[] = [];
+
+  private afterStop<T>(work: Promise<T>): Promise<T> {
+    this.stopWork.push(work);
+    return work;
+  }
+
+  /**
+   * Settles when the storage calls `stop()` started have ended: the bus
+   * closes the storage only after them, so a release that outlived the
+   * deadline still lands (else its claim would wait for its lease to expire).
+   */
+  stopWorkSettled(): Promise<void> {
+    return Promise.allSettled(this.stopWork).then(() => undefined);
   }
 
   // --- handler time limits ---

@@ -77,6 +77,7 @@ export function resolveHealth(options: HealthOptions | undefined): Required<Heal
     maxUnprocessed: positiveInt('health.maxUnprocessed', options?.maxUnprocessed, 1000),
     maxPendingAgeMs: positiveInt('health.maxPendingAgeMs', options?.maxPendingAgeMs, Number.MAX_SAFE_INTEGER),
     maxDeadLetters: positiveInt('health.maxDeadLetters', options?.maxDeadLetters, Number.MAX_SAFE_INTEGER),
+    staleSubscriberMs: positiveInt('health.staleSubscriberMs', options?.staleSubscriberMs, 15 * 60_000),
   };
 }
 

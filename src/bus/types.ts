@@ -15,6 +15,7 @@ import type { Logger } from '../logger';
 import type {
   DeadLetter,
   DeadLetterFilter,
+  HealthWarning,
   Storage,
   TimelinePage,
   TimelineScope,
@@ -65,6 +66,12 @@ export interface HealthOptions {
   maxPendingAgeMs?: number;
   /** Unhealthy at this many dead letters or more (default: no limit). */
   maxDeadLetters?: number;
+  /**
+   * Warn (`SUBSCRIBER_STALE`) about a subscriber name with pending deliveries
+   * that no process has registered for this long (default 15 minutes; a
+   * running bus registers its names every minute).
+   */
+  staleSubscriberMs?: number;
 }
 
 /** Options of {@link createEventBus}. */
@@ -212,6 +219,8 @@ export interface HealthReport {
   /** Age of the oldest due, unprocessed event; `null` if none. */
   oldestPendingAgeMs: number | null;
   healthy: boolean;
+  /** Conditions a person should act on, each with a stable code (see `docs/operating.md`); they do not change `healthy`. */
+  warnings: HealthWarning[];
 }
 
 /** Counters of one event type (or of all). */

@@ -125,7 +125,7 @@ describe('lifecycle', () => {
   it('reports health with the seed threshold and its options', async () => {
     const bus = testBus({ health: { maxUnprocessed: 2 } });
     bus.subscribe('auth.user_logged_in', () => undefined, { name: 'a' });
-    expect(await bus.health()).toEqual({ status: 'healthy', unprocessed: 0, deadLetters: 0, oldestPendingAgeMs: null, healthy: true });
+    expect(await bus.health()).toEqual({ status: 'healthy', unprocessed: 0, deadLetters: 0, oldestPendingAgeMs: null, healthy: true, warnings: [] });
     await bus.publish('auth.user_logged_in', { sessionId: '1' });
     await bus.publish('auth.user_logged_in', { sessionId: '2' });
     await sleep(10);

@@ -168,6 +168,7 @@ describe('publish stores a JSON snapshot of what it validated', () => {
         payload: z.object({ tags: z.array(z.object({ name: z.string(), note: z.string().optional() })) }),
       }),
       'doc.item_noted': defineEvent({ version: '1.0.0', payload: z.object({ note: z.unknown() }) }),
+      'doc.item_locked': defineEvent({ version: '1.0.0', payload: z.object({ by: z.string().optional() }).readonly() }),
     });
     const bus = createTestBus({ catalog });
     const tagged = await bus.publish('doc.item_tagged', { tags: [{ name: 'a', note: undefined }] });
@@ -182,6 +183,8 @@ describe('publish stores a JSON snapshot of what it validated', () => {
     expect(noted.payload.note).toEqual(note);
     expect(noted.payload.note).not.toBe(note);
     expect(Object.isFrozen(note)).toBe(false); // the caller's object is never frozen
+    const locked = await bus.publish('doc.item_locked', { by: undefined });
+    expect(Object.keys(locked.payload)).toEqual([]);
     await bus.stop();
   });
 

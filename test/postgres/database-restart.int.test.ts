@@ -2,15 +2,15 @@
  * The database restarts while worker processes run, on a throwaway
  * PostgreSQL this test starts itself (`initdb` + `pg_ctl`, free port): the
  * workers reconnect and finish, and a publish during the outage rejects with
- * STORAGE_UNAVAILABLE and leaves nothing half-written.
+ * STORAGE_UNAVAILABLE and leaves nothing half-written. Runs on postgres.js
+ * and on node-postgres (the test and its workers alike).
  */
-import { drizzle } from 'drizzle-orm/postgres-js';
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventBus, EventBusError } from '@blawby/event-bus';
-import { migrate, postgresStorage, type DrizzleDatabase } from '@blawby/event-bus/postgres';
+import { migrate, postgresStorage } from '@blawby/event-bus/postgres';
 import { workerCatalog } from './fixtures/catalog';
+import { connect, type ServerDriver } from './fixtures/connect';
 import { startWorker, stopWorker, type WorkerProcess } from './fixtures/processes';
 import { startThrowawayServer, throwawayServerUnavailable, type ThrowawayServer } from './fixtures/throwaway-server';
 
@@ -19,30 +19,30 @@ if (reason) process.stderr.write(`[database-restart.int.test] SKIPPED: ${reason}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const drivers: ServerDriver[] = ['postgres-js', 'node-postgres'];
+
 describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipped: ${reason})` : ''}`, () => {
   let server: ThrowawayServer;
-  let client: postgres.Sql;
-  let db: DrizzleDatabase;
   let workers: WorkerProcess[] = [];
+  const ends: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
     server = await startThrowawayServer();
-    client = postgres(server.url, { max: 5, onnotice: () => {}, connect_timeout: 3 });
-    db = drizzle(client) as unknown as DrizzleDatabase;
   }, 120_000);
   afterAll(async () => {
     await Promise.all(workers.map(stopWorker));
-    await client?.end({ timeout: 1 }).catch(() => {});
+    await Promise.all(ends.map((end) => end().catch(() => {})));
     server?.destroy();
   });
 
-  async function one(query: string): Promise<Record<string, unknown>> {
-    const rows = (await db.execute(sql.raw(query))) as unknown as Record<string, unknown>[];
-    return rows[0]!;
-  }
-
-  it('workers reconnect and finish; a publish during the outage is refused with STORAGE_UNAVAILABLE', async () => {
-    const schema = 'restart';
+  it.each(drivers)('on %s: workers reconnect and finish; a publish during the outage is refused with STORAGE_UNAVAILABLE', async (driver) => {
+    const { db, end } = connect(driver, server.url, { max: 5, connectTimeoutMs: 3000 });
+    ends.push(end);
+    const one = async (query: string): Promise<Record<string, unknown>> => {
+      const result = (await db.execute(sql.raw(query))) as unknown as Record<string, unknown>[] | { rows: Record<string, unknown>[] };
+      return (Array.isArray(result) ? result : result.rows)[0]!;
+    };
+    const schema = `restart_${driver.replace('-', '_')}`;
     await migrate(db, { schema });
     await db.execute(
       sql.raw(
@@ -52,6 +52,7 @@ describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipp
     const publisher = createEventBus({ catalog: workerCatalog, storage: postgresStorage({ db, schema }) });
     const env = {
       DB_URL: server.url,
+      DRIVER: driver,
       SCHEMA: schema,
       SUBSCRIBERS: '1',
       CONCURRENCY: '4',
@@ -100,5 +101,7 @@ describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipp
     expect(h.handled).toBe(400);
     expect((await one(`SELECT count(*)::int AS n FROM ${schema}.event_dead_letters`)).n).toBe(0);
     await publisher.stop();
+    await Promise.all(workers.map(stopWorker));
+    workers = [];
   }, 180_000);
 });

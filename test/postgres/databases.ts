@@ -1,19 +1,25 @@
 /**
  * Fresh databases for the PostgreSQL suites: a new database with a random
- * name on `DATABASE_URL`'s server (dropped afterwards), or an in-memory PGlite.
+ * name on `DATABASE_URL`'s server (dropped afterwards), reached through
+ * postgres.js or node-postgres, or an in-memory PGlite.
  */
 import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
-import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import type { DrizzleDatabase } from '@blawby/event-bus/postgres';
+import { connect, type ServerDriver } from './fixtures/connect';
+
+export { connect, type ServerDriver };
+
+/** A driver the PostgreSQL suites run on. */
+export type Driver = 'postgres-js' | 'node-postgres' | 'pglite';
 
 /** A database for one test file or test. */
 export interface TestDatabase {
-  driver: 'postgres-js' | 'pglite';
+  driver: Driver;
   db: DrizzleDatabase;
-  /** Connection string (postgres.js only), for child processes. */
+  /** Connection string (server drivers only), for child processes and second clients. */
   url?: string;
   /** Closes the client and drops the database. */
   dispose(): Promise<void>;
@@ -22,8 +28,11 @@ export interface TestDatabase {
 /** `DATABASE_URL`, or `undefined` (then only PGlite runs). */
 export const DATABASE_URL = process.env.DATABASE_URL || undefined;
 
-/** The drivers to run a suite on: always PGlite, postgres.js when `DATABASE_URL` is set. */
-export const DRIVERS: ('postgres-js' | 'pglite')[] = DATABASE_URL ? ['postgres-js', 'pglite'] : ['pglite'];
+/** The drivers to run a suite on: always PGlite, postgres.js and node-postgres when `DATABASE_URL` is set. */
+export const DRIVERS: Driver[] = DATABASE_URL ? ['postgres-js', 'node-postgres', 'pglite'] : ['pglite'];
+
+/** The server drivers (for tests that need `DATABASE_URL`): postgres.js and node-postgres, or none. */
+export const SERVER_DRIVERS: ServerDriver[] = DATABASE_URL ? ['postgres-js', 'node-postgres'] : [];
 
 /** Creates an empty database on `DATABASE_URL`'s server; returns its URL and a function that drops it. */
 export async function createServerDatabase(baseUrl = DATABASE_URL!): Promise<{ url: string; drop(): Promise<void> }> {
@@ -47,10 +56,7 @@ export async function createServerDatabase(baseUrl = DATABASE_URL!): Promise<{ u
 }
 
 /** A fresh database on `driver`. */
-export async function createTestDatabase(
-  driver: 'postgres-js' | 'pglite',
-  options: { max?: number } = {},
-): Promise<TestDatabase> {
+export async function createTestDatabase(driver: Driver, options: { max?: number } = {}): Promise<TestDatabase> {
   if (driver === 'pglite') {
     const client = new PGlite();
     await client.waitReady;
@@ -59,14 +65,13 @@ export async function createTestDatabase(
   }
   if (!DATABASE_URL) throw new Error('DATABASE_URL is not set');
   const server = await createServerDatabase();
-  const client = postgres(server.url, { max: options.max ?? 10, onnotice: () => {} });
-  const db = drizzlePostgres(client) as unknown as DrizzleDatabase;
+  const { db, end } = connect(driver, server.url, options);
   return {
     driver,
     db,
     url: server.url,
     async dispose() {
-      await client.end({ timeout: 5 });
+      await end();
       await server.drop();
     },
   };

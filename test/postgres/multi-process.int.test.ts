@@ -1,16 +1,15 @@
 /**
  * Several worker processes share one PostgreSQL storage: every (event,
  * subscriber) is handled exactly once when nothing crashes, and nothing is
- * lost when a worker is killed with SIGKILL or frozen past its lease.
+ * lost when a worker is killed with SIGKILL or frozen past its lease. Runs
+ * on postgres.js and on node-postgres (the test and its workers alike).
  * Needs a PostgreSQL server (`DATABASE_URL`): PGlite is one process only.
  */
-import { drizzle } from 'drizzle-orm/postgres-js';
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEventBus, type EventBus } from '@blawby/event-bus';
 import { migrate, postgresStorage, type DrizzleDatabase } from '@blawby/event-bus/postgres';
-import { createServerDatabase, DATABASE_URL } from './databases';
+import { connect, createServerDatabase, DATABASE_URL, SERVER_DRIVERS, type ServerDriver } from './databases';
 import { workerCatalog } from './fixtures/catalog';
 import { startWorker, stopWorker, type WorkerProcess } from './fixtures/processes';
 
@@ -19,28 +18,29 @@ if (!DATABASE_URL) process.stderr.write(`[multi-process.int.test] SKIPPED: ${rea
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(!DATABASE_URL)(
-  `worker processes sharing PostgreSQL${DATABASE_URL ? '' : ` (skipped: ${reason})`}`,
+const drivers: ServerDriver[] = DATABASE_URL ? SERVER_DRIVERS : ['postgres-js'];
+
+for (const driver of drivers) describe.skipIf(!DATABASE_URL)(
+  `worker processes sharing PostgreSQL on ${driver}${DATABASE_URL ? '' : ` (skipped: ${reason})`}`,
   () => {
     let server: { url: string; drop(): Promise<void> };
-    let client: postgres.Sql;
+    let end: () => Promise<void>;
     let db: DrizzleDatabase;
     let workers: WorkerProcess[] = [];
     let schemas = 0;
 
     beforeAll(async () => {
       server = await createServerDatabase();
-      client = postgres(server.url, { max: 10, onnotice: () => {} });
+      ({ db, end } = connect(driver, server.url, { max: 10 }));
       // The test's own bookkeeping (a row per handled delivery) need not wait for the disk: this database is thrown away.
-      await client.unsafe(`ALTER DATABASE ${new URL(server.url).pathname.slice(1)} SET synchronous_commit = off`);
-      db = drizzle(client) as unknown as DrizzleDatabase;
+      await db.execute(sql.raw(`ALTER DATABASE ${new URL(server.url).pathname.slice(1)} SET synchronous_commit = off`));
     });
     afterEach(async () => {
       await Promise.all(workers.map(stopWorker));
       workers = [];
     });
     afterAll(async () => {
-      await client?.end();
+      await end?.();
       await server?.drop();
     });
 
@@ -56,8 +56,8 @@ describe.skipIf(!DATABASE_URL)(
     }
 
     async function one(query: string): Promise<Record<string, unknown>> {
-      const rows = (await db.execute(sql.raw(query))) as unknown as Record<string, unknown>[];
-      return rows[0]!;
+      const result = (await db.execute(sql.raw(query))) as unknown as Record<string, unknown>[] | { rows: Record<string, unknown>[] };
+      return (Array.isArray(result) ? result : result.rows)[0]!;
     }
 
     async function waitProcessed(schema: string, events: number, timeoutMs: number): Promise<void> {
@@ -86,7 +86,7 @@ describe.skipIf(!DATABASE_URL)(
 
     it('3 workers, 10,000 events, 3 subscribers: every (event, subscriber) handled exactly once', async () => {
       const { schema, publisher } = await setup();
-      const env = { DB_URL: server.url, SCHEMA: schema, SUBSCRIBERS: '3', CONCURRENCY: '50', POLL_MS: '200' };
+      const env = { DB_URL: server.url, DRIVER: driver, SCHEMA: schema, SUBSCRIBERS: '3', CONCURRENCY: '50', POLL_MS: '200' };
       workers = await Promise.all(['w1', 'w2', 'w3'].map((name) => startWorker(name, env)));
       await publish(publisher, 10_000);
       await waitProcessed(schema, 10_000, 240_000);
@@ -103,6 +103,7 @@ describe.skipIf(!DATABASE_URL)(
       const { schema, publisher } = await setup();
       const env = {
         DB_URL: server.url,
+        DRIVER: driver,
         SCHEMA: schema,
         SUBSCRIBERS: '1',
         CONCURRENCY: '5',
@@ -139,6 +140,7 @@ describe.skipIf(!DATABASE_URL)(
       const { schema, publisher } = await setup();
       const env = {
         DB_URL: server.url,
+        DRIVER: driver,
         SCHEMA: schema,
         SUBSCRIBERS: '1',
         CONCURRENCY: '4',

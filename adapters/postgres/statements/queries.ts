@@ -10,6 +10,7 @@ import {
   activeSubscribers,
   id,
   json,
+  ms,
   notifyCall,
   processedExpr,
   settledHorizon,
@@ -352,4 +353,42 @@ victims AS (
 )
 DELETE FROM ${id(t.events)} e USING victims v WHERE e.id = v.id
 RETURNING e.id`;
+}
+
+/**
+ * The conditions behind the storage's health warnings, one row each (`kind`,
+ * `tbl`, `n`, `age_ms`): autovacuum off for the server (`autovacuum` or
+ * `track_counts` off) or for one of the bus's tables (`autovacuum_enabled =
+ * false`); a bus table with at least `maxDeadTuples` dead tuples; and the
+ * oldest transaction of the cluster open longer than `maxTransactionAgeMs`
+ * (any database: it holds back both cleanup and the log's visible horizon),
+ * with how many are, prepared transactions included. Reads catalogs and
+ * statistics views only.
+ */
+export function warningsStatement(t: TableNames, maxTransactionAgeMs: number, maxDeadTuples: number): SQL {
+  const names = [t.events, t.subscribers, t.deliveries, t.deadLetters, t.ranges, t.state];
+  return sql`
+WITH tabs AS (
+  SELECT c.oid, c.reloptions, q.name FROM (SELECT jsonb_array_elements_text(${json(names)}) AS name) q
+  JOIN pg_class c ON c.oid = to_regclass(q.name)
+),
+server AS (SELECT current_setting('autovacuum') = 'off' OR current_setting('track_counts') = 'off' AS off),
+old AS (
+  SELECT xact_start AS started FROM pg_stat_activity
+  WHERE pid <> pg_backend_pid() AND xact_start < now() - ${ms(maxTransactionAgeMs)}
+    AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
+  UNION ALL
+  SELECT prepared FROM pg_prepared_xacts WHERE prepared < now() - ${ms(maxTransactionAgeMs)}
+)
+SELECT 'autovacuum' AS kind, NULL::text AS tbl, NULL::float8 AS n, NULL::float8 AS age_ms FROM server WHERE off
+UNION ALL
+SELECT 'autovacuum', tabs.name, NULL, NULL FROM tabs, server
+WHERE NOT server.off AND EXISTS (
+  SELECT 1 FROM unnest(tabs.reloptions) o WHERE lower(o) IN ('autovacuum_enabled=false', 'autovacuum_enabled=off', 'autovacuum_enabled=0', 'autovacuum_enabled=no'))
+UNION ALL
+SELECT 'dead_tuples', tabs.name, s.n_dead_tup::float8, NULL FROM tabs JOIN pg_stat_all_tables s ON s.relid = tabs.oid
+WHERE s.n_dead_tup >= ${maxDeadTuples}::bigint
+UNION ALL
+SELECT 'transaction', NULL, count(*)::float8, round(extract(epoch from now() - min(started)) * 1000)::float8 FROM old
+HAVING count(*) > 0`;
 }
