@@ -399,22 +399,19 @@ class PgStorage implements PostgresStorage {
       );
       const again = new Set<string>();
       let spilled = false;
-      // One envelope per event, shared by its deliveries (handlers get it read-only).
-      const events = new Map<string, BaseEvent>();
-      for (const r of rows) if (r.kind === 'v') events.set(r.link as string, eventOfRow(r));
       for (const r of rows) {
         if (r.kind === 'x') again.add(r.subscriber as string);
         else if (r.kind === 'h') {
           lagging = true;
           spilled = Number(r.attempts) > 0;
-        } else if (r.kind !== 'v') {
+        } else {
           claimed.push({
             deliveryId: r.delivery_id as string,
             token: r.token as string,
             subscriber: r.subscriber as string,
             attempt: Number(r.attempts),
             leaseExpiresAt: new Date(Number(r.lease_expires_ms)),
-            event: events.get(r.link as string)!,
+            event: eventOfRow(r),
           });
           const want = wants.find((w) => w.name === r.subscriber)!;
           want.left -= 1;

@@ -27,11 +27,12 @@ import { EVENT_COLUMNS, patternMatchText } from '../event-row';
 import type { TableNames } from '../names';
 import { CFG_USED, id, intArray, ms, settings, textArray, VISIBLE_HORIZON } from './common';
 
-/** The event columns of a result row that carries none (a delivery row names its event in `link`). */
-const NO_EVENT = `NULL, NULL, NULL, NULL, NULL, NULL, NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8`;
 /** The columns after `subscriber` of a result row that carries no delivery. */
-const NO_DELIVERY = `NULL, NULL, NULL, NULL::xid8, NULL::bigint, NULL, ${NO_EVENT}`;
-const NO_DELIVERY_AFTER_ATTEMPTS = `NULL, NULL::xid8, NULL::bigint, NULL, ${NO_EVENT}`;
+const NO_DELIVERY = `NULL, NULL, NULL, NULL::xid8, NULL::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8`;
+
+const NO_DELIVERY_AFTER_ATTEMPTS = `NULL, NULL::xid8, NULL::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8`;
 
 /** One subscriber's share of a claim. */
 export interface ClaimShare {
@@ -169,21 +170,15 @@ spilled AS (
   ON CONFLICT (id) DO NOTHING
   RETURNING id
 )
--- Deliveries name their event (link); each event's columns come once, in a 'v' row, however many
--- subscribers it is handed to.
 SELECT 'r' AS kind, rc.id::text AS delivery_id, rc.subscriber, rc.lease_token::text AS token, rc.attempts,
   round(extract(epoch from rc.lease_expires_at) * 1000)::float8 AS lease_expires_ms, rc.pos_tx AS sort_tx,
-  rc.pos AS sort_pos, rc.event_id::text AS link, ${id(NO_EVENT)}
-FROM rclaimed rc
+  rc.pos AS sort_pos, ${EVENT_COLUMNS}
+FROM rclaimed rc JOIN ${id(t.events)} e ON e.id = rc.event_id
 UNION ALL
-SELECT 'l', md5(x.id::text || ':' || x.name)::uuid::text, x.name,
+SELECT 'l', md5(e.id::text || ':' || x.name)::uuid::text, x.name,
   'L.' || l.id || '.' || l.token || '.' || x.tx_id::text || '.' || x.position, 1,
-  round(extract(epoch from l.lease_expires_at) * 1000)::float8, x.tx_id, x.position, x.id::text, ${id(NO_EVENT)}
-FROM taken x JOIN leased l ON l.subscriber = x.name
-UNION ALL
-SELECT 'v', NULL, NULL, NULL, NULL, NULL, e.tx_id, e.position, e.id::text, ${EVENT_COLUMNS}
-FROM ${id(t.events)} e
-WHERE e.id IN (SELECT event_id FROM rclaimed UNION SELECT x.id FROM taken x WHERE x.name IN (SELECT subscriber FROM leased))
+  round(extract(epoch from l.lease_expires_at) * 1000)::float8, x.tx_id, x.position, ${EVENT_COLUMNS}
+FROM taken x JOIN leased l ON l.subscriber = x.name JOIN ${id(t.events)} e ON e.id = x.id
 UNION ALL
 -- A subscriber whose head another claimer moved first: claim it again.
 SELECT 'x', NULL, c.name, ${id(NO_DELIVERY)} FROM cut c WHERE c.name NOT IN (SELECT name FROM moved)
