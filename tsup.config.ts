@@ -44,25 +44,46 @@ const esmOnlyExternalInEsm: EsbuildPlugin = {
   },
 };
 
-export default defineConfig({
-  entry: Object.fromEntries(entries.map((e) => [e.name, e.source])),
-  outDir: 'dist',
-  format: ['esm', 'cjs'],
-  platform: 'node',
-  target: 'node20',
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  treeshake: true,
-  splitting: true,
-  // Dependencies and optional peers are the user's to install; the package's own
-  // subpaths (an adapter importing '@blawby/event-bus') stay imports of the one copy.
-  external: [
-    ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies })
-      .filter((name) => !ESM_ONLY.includes(name))
-      .map(withSubpaths),
-    withSubpaths('@blawby/event-bus'),
-  ],
-  noExternal: ESM_ONLY.map((name) => new RegExp(`^${escape(name)}$`)),
-  esbuildPlugins: [esmOnlyExternalInEsm],
-});
+/** Externals of every build: dependencies, peers and the package's own subpaths. */
+const external = [
+  ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies })
+    .filter((name) => !ESM_ONLY.includes(name))
+    .map(withSubpaths),
+  withSubpaths('@blawby/event-bus'),
+];
+
+export default defineConfig([
+  {
+    entry: Object.fromEntries(entries.map((e) => [e.name, e.source])),
+    outDir: 'dist',
+    format: ['esm', 'cjs'],
+    platform: 'node',
+    target: 'node20',
+    dts: true,
+    sourcemap: true,
+    // dist/bin is the CLI build's own (below); both builds run at once.
+    clean: ['!bin/**'],
+    treeshake: true,
+    splitting: true,
+    // Dependencies and optional peers are the user's to install; the package's own
+    // subpaths (an adapter importing '@blawby/event-bus') stay imports of the one copy.
+    external,
+    noExternal: ESM_ONLY.map((name) => new RegExp(`^${escape(name)}$`)),
+    esbuildPlugins: [esmOnlyExternalInEsm],
+  },
+  {
+    // The `event-bus` binary (package.json "bin"): one ESM file that keeps the
+    // shebang of adapters/cli/main.ts and reaches the core and the PostgreSQL
+    // storage through the package's own subpaths, like any other user.
+    entry: { 'event-bus': 'adapters/cli/main.ts' },
+    outDir: 'dist/bin',
+    format: ['esm'],
+    platform: 'node',
+    target: 'node20',
+    dts: false,
+    sourcemap: true,
+    clean: true,
+    splitting: false,
+    external,
+  },
+]);

@@ -133,6 +133,7 @@ async function main(): Promise<number> {
     const { url, ownerToken, organizationId } = report.server;
     out();
     out(`Server running at ${bold(url)}  (Ctrl-C to stop)`);
+    out(`Dashboard: ${bold(`${url}/events/dashboard#token=${ownerToken}`)}`);
     out(dim(`  curl ${url}/events/health`));
     out(
       dim(`  curl -H 'authorization: Bearer ${ownerToken}' '${url}/events/timeline?organizationId=${organizationId}'`),

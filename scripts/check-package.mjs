@@ -225,7 +225,9 @@ function specifiers(text) {
     /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
     /\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
   ];
-  for (const re of patterns) for (const m of text.matchAll(re)) out.add(m[1]);
+  // Text that only looks like an import (a CLI's generated source, a command named "import") is no
+  // specifier: one with whitespace or a template placeholder cannot name a module.
+  for (const re of patterns) for (const m of text.matchAll(re)) if (!/[\s${}]/.test(m[1])) out.add(m[1]);
   return out;
 }
 

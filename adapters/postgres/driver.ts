@@ -14,7 +14,9 @@ import { isNodePostgres, listenNodePostgres, nodePostgresExecutor } from './node
  * so that any drizzle version with `execute` and `transaction` fits.
  */
 export interface DrizzleDatabase {
+  /** Runs one SQL statement (drizzle's `db.execute(sql\`...\`)`). */
   execute(query: SQL): PromiseLike<unknown>;
+  /** Runs `fn` in a transaction (drizzle's `db.transaction`). */
   transaction<T>(fn: (tx: any) => Promise<T>): Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The driver's client, set by drizzle's constructors; used for LISTEN. */
   $client?: unknown;

@@ -1,7 +1,7 @@
 /**
  * The Blawby Fastify application (seed section 5): the event bus plugin with
- * its timeline, health and Prometheus metrics routes, then the feature routes. Unexpected errors
- * publish `system.error_occurred`; slow requests `system.performance_degraded`.
+ * its timeline, health, Prometheus metrics and dashboard routes, then the
+ * feature routes. Unexpected errors publish `system.error_occurred`; slow requests `system.performance_degraded`.
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { eventBusPlugin } from '@blawby/event-bus/fastify';
@@ -33,7 +33,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(eventBusPlugin, {
     bus,
-    routes: { prefix: '/events', timeline: true, health: true, metrics: eventBusMetrics(bus) },
+    // The dashboard shows every organization: in this demo any signed-in user may open it; a real app admits operators only.
+    routes: { prefix: '/events', timeline: true, health: true, metrics: eventBusMetrics(bus), dashboard: true },
     authorize: async (request) => {
       const caller = await findCaller(db, request);
       return caller ? { actor: caller.userId, organizationIds: [...caller.memberships.keys()] } : null;

@@ -92,6 +92,8 @@ describe('catalog import --from-classes', () => {
     }
     expect(result.module).toMatch(/updatedBy: PartyRef,/);
     expect(result.module).toMatch(/status: MatterStatus\.optional\(\),/);
+    // Members in the order the source writes them.
+    expect(result.module).toContain("export const MatterStatus = z.enum(['open', 'pending', 'closed']);");
   });
 
   it('matter.created: the inline payload, with its optional field, enum, nested object and Date', () => {
@@ -162,7 +164,15 @@ describe('catalog import --from-classes', () => {
 
   it('reports every class it could not convert, with the reason, and leaves them out of the catalog', () => {
     const byClass = Object.fromEntries(result.unconverted.map((u) => [u.className, u]));
-    expect(Object.keys(byClass).sort()).toEqual(['BadlyNamed', 'LedgerPosted', 'ReminderScheduled', 'Untyped', 'Wrapped']);
+    expect(Object.keys(byClass).sort()).toEqual([
+      'BadlyNamed',
+      'LedgerPosted',
+      'LegacyImported',
+      'RefundIssued',
+      'ReminderScheduled',
+      'Untyped',
+      'Wrapped',
+    ]);
     expect(byClass.ReminderScheduled).toMatchObject({
       eventType: 'reminder.scheduled',
       source: 'unconvertible.ts:4',
@@ -171,10 +181,13 @@ describe('catalog import --from-classes', () => {
     expect(byClass.Wrapped!.reason).toMatch(/^payload\.value: depends on the generic type parameter T/);
     expect(byClass.BadlyNamed!.reason).toMatch(/"Matter-Created" is not a valid event name/);
     expect(byClass.Untyped!.reason).toMatch(/no `static type/);
+    // What the compiler cannot resolve is reported, not guessed (an unresolved type is not `any`).
+    expect(byClass.RefundIssued!.reason).toMatch(/^payload\.amount: a type the compiler could not resolve/);
+    expect(byClass.LegacyImported!.reason).toMatch(/extends BaseEvent, which the compiler could not resolve/);
     // Every failing field is named, not only the first.
     expect(byClass.LedgerPosted!.reason).toMatch(/payload\.amountMinor: a bigint is not JSON.*payload\.balances: a Map is not JSON/);
     const reportedTypes = result.unconverted.flatMap((u) => (u.eventType ? [u.eventType] : []));
-    expect(reportedTypes).toHaveLength(4);
+    expect(reportedTypes).toHaveLength(6);
     expect(reportedTypes.filter((type) => type in generated.catalog)).toEqual([]);
     // The abstract intermediate class is no event type, and is not reported as one.
     expect(result.unconverted.map((u) => u.className)).not.toContain('MatterEvent');
@@ -183,7 +196,7 @@ describe('catalog import --from-classes', () => {
   it('writes the unconverted classes into the module header and the report, with the Date notes', () => {
     expect(result.module).toMatch(/\/\/ {3}ReminderScheduled \("reminder\.scheduled"\), unconvertible\.ts:4: payload\.onDone/);
     const report = formatCatalogImportReport(result);
-    expect(report).toMatch(/^5 event types converted into .*; 5 not converted/);
+    expect(report).toMatch(/^5 event types converted into .*; 7 not converted/);
     expect(report).toContain('matter.created (MatterCreated): payload.openedAt: Date becomes z.iso.datetime()');
     expect(report).toContain('Wrapped ("generic.wrapped") at unconvertible.ts:9: payload.value: depends on the generic type parameter T');
   });
@@ -236,6 +249,9 @@ describe('event-bus catalog import', () => {
     expect(noDir.code).toBe(2);
     expect(noDir.stderr).toMatch(/fromClasses.*is not a directory \(INVALID_OPTION\)/);
     expect((await cli('catalog', 'import', '--from-classes', fixtures, '--bogus')).code).toBe(2);
+    const badConfig = await cli('catalog', 'import', '--from-classes', fixtures, '--tsconfig', 'test/cli/fixtures/none.json');
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toMatch(/Invalid option "tsconfig"/);
   });
 
   it('is listed in --help', async () => {

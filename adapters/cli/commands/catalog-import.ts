@@ -48,6 +48,12 @@ export interface CatalogImportOptions {
   libraryImport?: string;
   /** What relative paths are resolved against (default the process's working directory). */
   cwd?: string;
+  /**
+   * The tsconfig.json whose compiler options (`paths`, `baseUrl`, ...) resolve
+   * the classes' imports; default the nearest one above `fromClasses`, else
+   * strict defaults.
+   */
+  tsconfig?: string;
 }
 
 /** One event class turned into a catalog entry. */
@@ -130,14 +136,7 @@ export async function importCatalogFromClasses(options: CatalogImportOptions): P
   if (!info?.isDirectory()) throw new InvalidOptionError('fromClasses', 'is not a directory');
   const ts = await loadTypeScript();
   const files = await listSourceFiles(root);
-  const program = ts.createProgram(files, {
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-  });
+  const program = ts.createProgram(files, compilerOptions(ts, root, cwd, options.tsconfig));
   const checker = program.getTypeChecker();
   const converter = new SchemaConverter(ts, checker, program);
   const baseClass = options.baseClass ?? 'BaseEvent';
@@ -235,6 +234,26 @@ async function loadTypeScript(): Promise<TS> {
   return mod.default ?? mod;
 }
 
+/** The classes' compiler options: their tsconfig's, strict and without emit. */
+function compilerOptions(ts: TS, root: string, cwd: string, tsconfig: string | undefined): import('typescript').CompilerOptions {
+  const strictDefaults = {
+    strict: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+  };
+  const file = tsconfig !== undefined ? resolve(cwd, tsconfig) : ts.findConfigFile(root, ts.sys.fileExists);
+  if (file === undefined) return { ...strictDefaults, noEmit: true, skipLibCheck: true };
+  let problem: string | undefined;
+  const parsed = ts.getParsedCommandLineOfConfigFile(file, {}, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => (problem = ts.flattenDiagnosticMessageText(d.messageText, ' ')),
+  });
+  if (!parsed || problem) throw new InvalidOptionError('tsconfig', `cannot read ${file}: ${problem ?? 'unknown error'}`);
+  // strictNullChecks decides what is optional and nullable: keep it on whatever the project says.
+  return { ...parsed.options, strictNullChecks: true, noEmit: true, skipLibCheck: true };
+}
+
 async function listSourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -274,10 +293,19 @@ function payloadTypeOf(ts: TS, checker: TypeChecker, node: ClassDeclaration, bas
   for (let depth = 0; depth < 32; depth++) {
     const heritage = current.heritageClauses?.find((h) => h.token === ts.SyntaxKind.ExtendsKeyword)?.types[0];
     if (!heritage) return undefined;
-    let symbol = checker.getSymbolAtLocation(heritage.expression);
-    if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+    const local = checker.getSymbolAtLocation(heritage.expression);
+    const symbol = local && local.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(local) : local;
     const declaration = symbol?.declarations?.find(ts.isClassDeclaration);
-    if (!symbol || !declaration) return undefined;
+    if (!symbol || !declaration) {
+      // Named like the base class but not found: an import the compiler could not resolve, never a silent skip.
+      const written = heritage.expression.getText();
+      const specifier = local?.declarations?.find(ts.isImportSpecifier);
+      const imported = specifier ? (specifier.propertyName ?? specifier.name).getText() : undefined;
+      if (written === baseClass || written.endsWith(`.${baseClass}`) || imported === baseClass) {
+        return { error: `extends ${baseClass}, which the compiler could not resolve (check the import, or pass --tsconfig)` };
+      }
+      return undefined;
+    }
     if (symbol.getName() === baseClass) {
       if (current === node) {
         const argument = heritage.typeArguments?.[0];
@@ -341,6 +369,8 @@ class SchemaConverter {
   /** Named schemas of the event being converted (dropped when the event fails). */
   private pending: string[] = [];
   private readonly inProgress = new Set<Type>();
+  /** The type node a property's union type was written as (see `inWrittenOrder`). */
+  private readonly writtenAs = new Map<Type, import('typescript').TypeNode>();
   private notes: string[] = [];
   /** Fields of the current payload that failed: every one is reported, not just the first. */
   private errors: string[] = [];
@@ -449,6 +479,9 @@ class SchemaConverter {
     if (f & ts.TypeFlags.TypeParameter) {
       throw new Unconvertible(path, `depends on the generic type parameter ${checker.typeToString(type)}, so no single schema describes it`);
     }
+    if (f & ts.TypeFlags.Any && (type as { intrinsicName?: string }).intrinsicName === 'error') {
+      throw new Unconvertible(path, 'a type the compiler could not resolve (check its import, or pass --tsconfig)');
+    }
     if (f & (ts.TypeFlags.Any | ts.TypeFlags.Unknown)) {
       this.notes.push(`${path}: ${checker.typeToString(type)} becomes z.unknown() (checked as JSON at publish only)`);
       return 'z.unknown()';
@@ -516,7 +549,7 @@ class SchemaConverter {
 
   private union(type: import('typescript').UnionType, path: string, depth: number): string {
     const ts = this.ts;
-    let members = type.types.filter((t) => !(t.flags & (ts.TypeFlags.Undefined | ts.TypeFlags.Void)));
+    let members = this.inWrittenOrder(type).filter((t) => !(t.flags & (ts.TypeFlags.Undefined | ts.TypeFlags.Void)));
     const optional = members.length < type.types.length;
     const nullable = members.some((t) => t.flags & ts.TypeFlags.Null);
     members = members.filter((t) => !(t.flags & ts.TypeFlags.Null));
@@ -539,6 +572,26 @@ class SchemaConverter {
     return optional ? `${inner}.optional()` : inner;
   }
 
+  /**
+   * A union's members in the order the source writes them (the checker
+   * orders them by creation): `'open' | 'pending' | 'closed'` stays so.
+   */
+  private inWrittenOrder(type: import('typescript').UnionType): Type[] {
+    const ts = this.ts;
+    const unwrap = (n: import('typescript').TypeNode | undefined) => {
+      while (n && ts.isParenthesizedTypeNode(n)) n = n.type;
+      return n && ts.isUnionTypeNode(n) ? n : undefined;
+    };
+    const node = unwrap(this.writtenAs.get(type)) ?? unwrap(type.aliasSymbol?.declarations?.find(ts.isTypeAliasDeclaration)?.type);
+    if (!node) return [...type.types];
+    const written = node.types.map((n) => this.checker.getTypeFromTypeNode(n));
+    const rank = (t: Type) => {
+      const i = written.indexOf(t);
+      return i === -1 ? written.length : i;
+    };
+    return [...type.types].sort((a, b) => rank(a) - rank(b));
+  }
+
   private object(type: Type, path: string, depth: number): string {
     const ts = this.ts;
     const checker = this.checker;
@@ -555,6 +608,8 @@ class SchemaConverter {
       let propType = checker.getTypeOfSymbol(prop);
       const optional = Boolean(prop.flags & ts.SymbolFlags.Optional);
       if (optional) propType = this.declaredOrStripped(propType, decl);
+      const typeNode = decl && (ts.isPropertySignature(decl) || ts.isPropertyDeclaration(decl)) ? decl.type : undefined;
+      if (typeNode && propType.flags & ts.TypeFlags.Union) this.writtenAs.set(propType, typeNode);
       let expression: string;
       try {
         expression = this.convert(propType, at, depth + 1);
@@ -694,6 +749,7 @@ export const catalogImport: Command = {
     out: { type: 'string', short: 'o', value: '<file>', description: 'Catalog module to write. Default: stdout.' },
     'base-class': { type: 'string', value: '<name>', description: "Base class of the event classes (default 'BaseEvent')." },
     'default-version': { type: 'string', value: '<version>', description: "Version of a class without static version (default '1.0.0')." },
+    tsconfig: { type: 'string', value: '<file>', description: 'tsconfig.json that resolves the imports (default: the nearest one).' },
     strict: { type: 'boolean', description: 'Exit with 1 when a class could not be converted.' },
   },
   examples: [
@@ -706,12 +762,14 @@ export const catalogImport: Command = {
     const out = stringOption(ctx, 'out');
     const baseClass = stringOption(ctx, 'base-class');
     const defaultVersion = stringOption(ctx, 'default-version');
+    const tsconfig = stringOption(ctx, 'tsconfig');
     const result = await importCatalogFromClasses({
       fromClasses: from,
       cwd: ctx.io.cwd,
       ...(out !== undefined ? { out } : {}),
       ...(baseClass !== undefined ? { baseClass } : {}),
       ...(defaultVersion !== undefined ? { defaultVersion } : {}),
+      ...(tsconfig !== undefined ? { tsconfig } : {}),
     });
     if (!result.written) ctx.io.stdout.write(result.module);
     ctx.io.stderr.write(formatCatalogImportReport(result));

@@ -3,12 +3,6 @@ import type { Command } from '../command';
 import { ExitCode } from '../exit-codes';
 import { durationOption, flagOption, intOption } from '../options';
 
-/** A warning of the health report, when the report carries them. */
-interface HealthWarning {
-  code: string;
-  message: string;
-}
-
 /** The `health` command. */
 export const health: Command = {
   path: ['health'],
@@ -35,15 +29,16 @@ export const health: Command = {
       reasons.push(`oldest pending ${report.oldestPendingAgeMs} ms > ${maxPendingAgeMs} ms`);
     }
     const healthy = reasons.length === 0;
-    const warnings = ((report as { warnings?: HealthWarning[] }).warnings ?? []).filter((w) => w && typeof w.code === 'string');
+    const { warnings } = report;
     if (flagOption(ctx, 'json')) {
-      ctx.printJson({ ...report, status: healthy ? 'healthy' : 'unhealthy', healthy, reasons, warnings, tables: storage.tables.events });
+      ctx.printJson({ ...report, status: healthy ? 'healthy' : 'unhealthy', healthy, reasons, eventsTable: storage.tables.events });
     } else {
       ctx.print(`status:               ${healthy ? 'healthy' : `unhealthy (${reasons.join('; ')})`}`);
       ctx.print(`unprocessed events:   ${report.unprocessed}`);
       ctx.print(`dead letters:         ${report.deadLetters}`);
       ctx.print(`oldest pending:       ${report.oldestPendingAgeMs === null ? '-' : `${report.oldestPendingAgeMs} ms`}`);
       for (const w of warnings) ctx.print(`warning ${w.code}: ${w.message}`);
+      if (warnings.length === 0) ctx.print('warnings:             none');
     }
     return healthy ? ExitCode.OK : ExitCode.UNHEALTHY;
   },

@@ -75,6 +75,8 @@ export const tail: Command = {
     }
     let wake: (() => void) | undefined;
     const unwatch = storage.watch ? await storage.watch(() => wake?.()) : undefined;
+    // On stderr, so stdout holds only events; a script waiting for the tail to be live can wait for this line.
+    ctx.note(`tailing events from ${new Date(start).toISOString()} (Ctrl-C to stop)`);
     try {
       while (!signal.aborted && printed < count) {
         for (const e of await read(newest - lookbackMs)) {

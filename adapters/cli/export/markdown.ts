@@ -53,7 +53,9 @@ function notesOf(schema: JsonSchema): string {
   const notes: string[] = [];
   if (typeof schema.description === 'string') notes.push(schema.description);
   const bound = (key: string, label: string) => {
-    if (typeof schema[key] === 'number') notes.push(`${label} ${schema[key]}`);
+    const n = schema[key];
+    // zod's .int() states the safe-integer range; that is no constraint a reader needs to see.
+    if (typeof n === 'number' && Math.abs(n) !== Number.MAX_SAFE_INTEGER) notes.push(`${label} ${n}`);
   };
   bound('minimum', '>=');
   bound('exclusiveMinimum', '>');
