@@ -303,6 +303,10 @@ class PgStorage implements PostgresStorage {
       const tx = asExecutor(options?.tx ?? ambient);
       // Inside the caller's transaction: no retry, and errors must reach the caller's rollback.
       result = (await this.run('publish', () => this.appendMany(tx, [inputs]), false))[0]!;
+    } else if (inputs.some((input) => input.idempotencyKey !== undefined)) {
+      // Alone: inserting a key that another open transaction holds waits for that transaction,
+      // and a publish coalesced with this one must not wait for a lock it never asked about.
+      result = (await this.run('publish', () => this.appendMany(this.exec, [inputs]), false))[0]!;
     } else {
       result = await this.run('publish', () => this.appends.add(inputs), false);
     }

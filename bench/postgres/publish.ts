@@ -126,7 +126,7 @@ try {
     [
       '## PostgreSQL: durable publish vs raw INSERT',
       '',
-      `Same table layout (the \`events\` table with its seed indexes), one subscriber registered (so each publish also writes its delivery row), ${ROUNDS} alternating rounds of ${ROUND_MS} ms, medians. Load average at the end: ${loadAverage()}.`,
+      `Same table layout (the \`events\` table with its seed indexes), one subscriber registered (publishing writes one row per event, whatever the subscribers), ${ROUNDS} alternating rounds of ${ROUND_MS} ms, medians. Load average at the end: ${loadAverage()}.`,
       '',
       table(['publish path', 'rate', 'raw baseline', 'rate', 'ratio', 'target', ''], rows),
       '',
