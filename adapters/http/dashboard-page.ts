@@ -99,6 +99,7 @@ const SCRIPT = String.raw`
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
   function age(ms) {
     if (ms === null || ms === undefined) return '—';
+    if (ms < 10) return (Math.round(ms * 10) / 10) + ' ms';
     if (ms < 1000) return Math.round(ms) + ' ms';
     if (ms < 60000) return (ms / 1000).toFixed(1) + ' s';
     if (ms < 3600000) return Math.round(ms / 60000) + ' min';
@@ -146,7 +147,7 @@ const SCRIPT = String.raw`
     renderSeries(o.minutes);
     renderTypes(o.eventTypes);
     var body = clear($('subscribers'));
-    if (o.subscribers.length === 0) body.append(h('tr', null, h('td', { colspan: 7, class: 'muted' }, 'No subscribers registered.')));
+    if (o.subscribers.length === 0) body.append(h('tr', null, h('td', { colspan: 8, class: 'muted' }, 'No subscribers registered.')));
     o.subscribers.forEach(function (b) {
       var pending = b.due + b.leased + b.retrying + b.scheduled;
       body.append(h('tr', { 'data-subscriber': b.subscriber }, h('td', { class: 'mono' }, b.subscriber), h('td', { class: 'num' }, pending),
