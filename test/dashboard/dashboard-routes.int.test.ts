@@ -231,6 +231,19 @@ for (const [name, start] of Object.entries(adapters)) {
       controller.abort();
     });
 
+    it('closing the app ends the open streams (it does not wait for the clients)', async () => {
+      const base = await withDeadLetters(true, 0);
+      const res = await fetch(`${base}/dashboard/api/stream`, { headers: auth });
+      const reader = res.body!.getReader();
+      await reader.read();
+      const started = Date.now();
+      await running!.close();
+      running = undefined;
+      let done = false;
+      while (!done) done = (await reader.read()).done;
+      expect(Date.now() - started).toBeLessThan(5000);
+    });
+
     it('needs authorize', async () => {
       bus = createEventBus({ catalog, storage: memoryStorage() });
       const err = await mountWithoutAuthorize[name]!(bus).then(() => undefined, (e: unknown) => e);
