@@ -1,7 +1,7 @@
 /**
  * `event-bus stats`: what the database says, not a process's counters (the
  * CLI handles nothing itself): events published per type over a window, and
- * per subscriber its backlog, dead letters and when a process last ran it.
+ * per subscriber its backlog, lag, dead letters and when a process last ran it.
  */
 import { sql } from 'drizzle-orm';
 import type { Backlog } from '@blawby/event-bus';
@@ -12,8 +12,9 @@ import { queryRows } from '../sql-rows';
 /** One subscriber's line of the report. */
 interface SubscriberStats {
   name: string;
-  patterns: string[];
   lastSeenAt: string;
+  /** Age of its oldest due or running event (how far behind it is); `null` if none. */
+  oldestPendingAgeMs: number | null;
   backlog: Backlog;
   deadLetters: number;
 }
@@ -39,27 +40,18 @@ export const stats: Command = {
         WHERE created_at >= (${since.toISOString()}::timestamptz AT TIME ZONE 'UTC')
         GROUP BY event_type ORDER BY n DESC, event_type`,
     );
-    const subscriberRows = await queryRows(
-      connection.db,
-      sql`SELECT name, patterns, round(extract(epoch from last_seen_at) * 1000)::float8 AS seen_ms
-        FROM ${sql.raw(t.subscribers)} ORDER BY name`,
-    );
     const deadRows = await queryRows(
       connection.db,
       sql`SELECT subscriber, count(*)::int AS n FROM ${sql.raw(t.deadLetters)} GROUP BY subscriber`,
     );
     const dead = new Map(deadRows.map((r) => [String(r.subscriber), Number(r.n)]));
-    const subscribers: SubscriberStats[] = [];
-    for (const r of subscriberRows) {
-      const name = String(r.name);
-      subscribers.push({
-        name,
-        patterns: (r.patterns as string[] | null) ?? [],
-        lastSeenAt: new Date(Number(r.seen_ms)).toISOString(),
-        backlog: await storage.backlog([name]),
-        deadLetters: dead.get(name) ?? 0,
-      });
-    }
+    const subscribers: SubscriberStats[] = (await storage.backlogBySubscriber()).map((b) => ({
+      name: b.subscriber,
+      lastSeenAt: b.lastSeenAt.toISOString(),
+      oldestPendingAgeMs: b.oldestPendingAgeMs,
+      backlog: { due: b.due, leased: b.leased, retrying: b.retrying, scheduled: b.scheduled },
+      deadLetters: dead.get(b.subscriber) ?? 0,
+    }));
     const health = await bus.health();
     const byType = Object.fromEntries(published.map((r) => [String(r.event_type), Number(r.n)]));
     const total = published.reduce((sum, r) => sum + Number(r.n), 0);
@@ -72,12 +64,15 @@ export const stats: Command = {
     ctx.print('');
     ctx.print(`subscribers: ${subscribers.length}`);
     if (subscribers.length) {
-      ctx.print(`  ${'name'.padEnd(32)} ${'due'.padStart(7)} ${'running'.padStart(7)} ${'retry'.padStart(7)} ${'later'.padStart(7)} ${'dead'.padStart(7)}  last seen`);
+      ctx.print(
+        `  ${'name'.padEnd(32)} ${'due'.padStart(7)} ${'running'.padStart(7)} ${'retry'.padStart(7)} ${'later'.padStart(7)} ${'dead'.padStart(7)} ${'lag'.padStart(9)}  last seen`,
+      );
     }
     for (const s of subscribers) {
       const b = s.backlog;
       const cols = [b.due, b.leased, b.retrying, b.scheduled, s.deadLetters].map((n) => String(n).padStart(7)).join(' ');
-      ctx.print(`  ${s.name.padEnd(32)} ${cols}  ${s.lastSeenAt}`);
+      const lag = s.oldestPendingAgeMs === null ? '-' : `${Math.round(s.oldestPendingAgeMs / 1000)}s`;
+      ctx.print(`  ${s.name.padEnd(32)} ${cols} ${lag.padStart(9)}  ${s.lastSeenAt}`);
     }
     ctx.print('');
     ctx.print(
