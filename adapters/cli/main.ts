@@ -20,6 +20,12 @@ const abort = new AbortController();
 const stop = () => abort.abort();
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);
+// `event-bus tail | head -3`: the reader went away, which ends the command, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  stop();
+  process.exit(process.exitCode ?? 0);
+});
 
 const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
