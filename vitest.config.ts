@@ -29,5 +29,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // One file at a time: the PostgreSQL suites share one server, and its log is read only
+    // below the oldest running transaction of the whole cluster, so one file's migration or
+    // held transaction would stall another file's reads (see docs/postgres.md, "The log").
+    fileParallelism: false,
   },
 });

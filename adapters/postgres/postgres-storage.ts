@@ -166,6 +166,8 @@ function scanWindow(shares: readonly ClaimShare[]): number {
 }
 /** Claims again for a subscriber whose head another claimer moved first, this many times at most. */
 const CLAIM_ROUNDS = 4;
+/** How long a claim waits, once, for an older transaction to end when committed events wait behind it. */
+const HORIZON_WAIT_MS = 10;
 /** First and longest wait before claiming again when committed events wait behind an older transaction. */
 const LAG_WAIT_MS = [2, 250] as const;
 
@@ -392,6 +394,7 @@ class PgStorage implements PostgresStorage {
     let left = Math.floor(options.limit);
     const claimed: ClaimedDelivery[] = [];
     let lagging = false;
+    let waited = false;
     for (let round = 0; round < CLAIM_ROUNDS && left > 0; round++) {
       const shares = shareOut(wants, left);
       if (shares.length === 0) break;
@@ -403,11 +406,14 @@ class PgStorage implements PostgresStorage {
       );
       const again = new Set<string>();
       let spilled = false;
+      let behind = false;
       for (const r of rows) {
         if (r.kind === 'x') again.add(r.subscriber as string);
         else if (r.kind === 'h') {
           lagging = true;
           spilled = Number(r.attempts) > 0;
+        } else if (r.kind === 'g') {
+          behind = true;
         } else {
           claimed.push({
             deliveryId: r.delivery_id as string,
@@ -427,6 +433,17 @@ class PgStorage implements PostgresStorage {
       // just spilled into rows (those are due now). Subscribers without a share yet stay.
       for (const share of shares) {
         if (!spilled && !again.has(share.name)) wants.find((w) => w.name === share.name)!.left = 0;
+      }
+      if (behind) {
+        lagging = true;
+        // Committed events wait for an older transaction, most often one about to commit: wait
+        // a moment and read again, once, rather than hand back less than there is.
+        if (claimed.length < Math.floor(options.limit) && !waited) {
+          waited = true;
+          await sleep(HORIZON_WAIT_MS);
+          for (const share of shares) wants.find((w) => w.name === share.name)!.left = share.lim - countFor(claimed, share.name);
+          round = -1;
+        }
       }
     }
     this.afterClaim(lagging);
@@ -876,6 +893,15 @@ function shareOut(wants: readonly { name: string; left: number }[], total: numbe
   }
   return shares.filter((s) => s.lim > 0).map(({ name, lim }) => ({ name, lim }));
 }
+
+/** How many of `claimed` are for `subscriber`. */
+function countFor(claimed: readonly ClaimedDelivery[], subscriber: string): number {
+  let n = 0;
+  for (const d of claimed) if (d.subscriber === subscriber) n += 1;
+  return n;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The list started at `offset` (modulo its length). */
 function rotate<T>(list: T[], offset: number): T[] {

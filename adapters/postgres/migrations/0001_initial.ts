@@ -42,13 +42,24 @@ export const initialMigration: Migration = {
       // (tx_id, position) order and only below the oldest running transaction
       // (`pg_snapshot_xmin`), so an event whose transaction commits late is
       // never skipped (a sequence alone is not commit order). Rows of an adopted
-      // table get the migration's own transaction id.
+      // table get the migration's own transaction id, and positions in the order
+      // they were created (not their physical order, which updates reshuffle),
+      // before `position` becomes an identity that continues after them.
       `ALTER TABLE ${t.events}
   ADD COLUMN IF NOT EXISTS idempotency_key TEXT,
   ADD COLUMN IF NOT EXISTS ordering_key TEXT,
   ADD COLUMN IF NOT EXISTS deliver_at TIMESTAMPTZ,
-  ADD COLUMN IF NOT EXISTS position BIGINT GENERATED ALWAYS AS IDENTITY,
+  ADD COLUMN IF NOT EXISTS position BIGINT,
   ADD COLUMN IF NOT EXISTS tx_id XID8 DEFAULT pg_current_xact_id() NOT NULL`,
+      `UPDATE ${t.events} e SET position = r.n
+FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM ${t.events}) r
+WHERE e.id = r.id AND e.position IS NULL`,
+      `ALTER TABLE ${t.events} ALTER COLUMN position SET NOT NULL`,
+      `ALTER TABLE ${t.events} ALTER COLUMN position ADD GENERATED ALWAYS AS IDENTITY`,
+      `DO $$ BEGIN
+  EXECUTE format('ALTER TABLE ${t.events.replace(/'/g, "''")} ALTER COLUMN position RESTART WITH %s',
+    (SELECT coalesce(max(position), 0) + 1 FROM ${t.events}));
+END $$`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_events_log')} ON ${t.events} (tx_id, position)`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_event_type')} ON ${t.events} (event_type)`,
       `CREATE INDEX IF NOT EXISTS ${i('idx_actor')} ON ${t.events} (actor)`,

@@ -183,10 +183,12 @@ UNION ALL
 -- A subscriber whose head another claimer moved first: claim it again.
 SELECT 'x', NULL, c.name, ${id(NO_DELIVERY)} FROM cut c WHERE c.name NOT IN (SELECT name FROM moved)
 UNION ALL
--- More may be due at once: rows were just added (attempts counts the spilled ones, due now), or
--- committed events wait for an older transaction.
+-- More may be due at once: rows were just added (attempts counts the spilled ones, due now).
 SELECT 'h', NULL, NULL, NULL, (SELECT count(*) FROM spilled)::int, ${id(NO_DELIVERY_AFTER_ATTEMPTS)}
 WHERE EXISTS (SELECT 1 FROM routed) OR EXISTS (SELECT 1 FROM spilled)
-  OR (SELECT max(e.tx_id) FROM ${id(t.events)} e) >= (SELECT xmin FROM hz)
+UNION ALL
+-- Committed events wait behind an older transaction (the horizon): readable once it ends.
+SELECT 'g', NULL, NULL, NULL, NULL, ${id(NO_DELIVERY_AFTER_ATTEMPTS)}
+WHERE (SELECT max(e.tx_id) FROM ${id(t.events)} e) >= (SELECT xmin FROM hz)
 ORDER BY sort_tx, sort_pos`;
 }

@@ -24,11 +24,15 @@ function named(t: TableNames, names: string[]): SQL {
   WHERE name IN (SELECT jsonb_array_elements_text(${json(names)}))`;
 }
 
-/** The events after subscriber `s`'s head that its patterns match, oldest first (a LATERAL body). */
-function afterHead(t: TableNames, limit: number | null): SQL {
+/**
+ * The events after subscriber `s`'s head that its patterns match, oldest
+ * first (a LATERAL body): only those below the visible horizon (readable now)
+ * with `readable`, else every committed one (due, if not readable yet).
+ */
+function afterHead(t: TableNames, limit: number | null, readable: boolean): SQL {
   return sql`SELECT e.deliver_at FROM ${id(t.events)} e
     WHERE (e.tx_id, e.position) > (s.head_tx, s.head_pos) AND ${patternMatch('s.patterns', 'e.event_type')}
-      AND e.tx_id < (SELECT xmin FROM hz)
+      ${readable ? sql`AND e.tx_id < (SELECT xmin FROM hz)` : sql``}
     ${limit === null ? sql`` : sql`ORDER BY e.tx_id, e.position LIMIT ${limit}::int`}`;
 }
 
@@ -51,20 +55,20 @@ SELECT round(extract(epoch from min(x.at)) * 1000)::float8 AS at FROM (
   UNION ALL
   SELECT min(r.lease_expires_at) FROM ${id(t.ranges)} r WHERE r.subscriber IN (SELECT name FROM subs)
   UNION ALL
-  SELECT min(greatest(coalesce(l.deliver_at, now()), now())) FROM subs s CROSS JOIN LATERAL (${afterHead(t, 1000)}) l
+  SELECT min(greatest(coalesce(l.deliver_at, now()), now())) FROM subs s CROSS JOIN LATERAL (${afterHead(t, 1000, true)}) l
 ) x`;
 }
 
 /**
  * Counts these subscribers' unfinished work: delivery rows by state (one
  * blocked behind its ordering key counts as the one it waits for), events of
- * ranges (leased, or due again once the lease ran out) and events after the
- * head (due, or scheduled for a later `deliverAt`).
+ * ranges (leased, or due again once the lease ran out) and committed events
+ * after the head (due, or scheduled for a later `deliverAt`), including those
+ * still behind an older transaction: they are due, only not readable yet.
  */
 export function backlogStatement(t: TableNames, names: string[]): SQL {
   return sql`
 WITH subs AS (${named(t, names)}),
-hz AS (SELECT ${VISIBLE_HORIZON} AS xmin),
 d AS (
   SELECT d.subscriber, d.ordering_key, d.run_at, d.attempts, d.pos_tx, d.pos,
     (d.lease_expires_at IS NOT NULL AND d.lease_expires_at >= now()) AS leased
@@ -92,7 +96,7 @@ ranged AS (
 logged AS (
   SELECT count(*) FILTER (WHERE l.deliver_at IS NULL OR l.deliver_at <= now()) AS due,
     count(*) FILTER (WHERE l.deliver_at > now()) AS scheduled
-  FROM subs s CROSS JOIN LATERAL (${afterHead(t, null)}) l
+  FROM subs s CROSS JOIN LATERAL (${afterHead(t, null, false)}) l
 )
 SELECT (rows.leased + ranged.leased)::float8 AS leased, (rows.due + ranged.due + logged.due)::float8 AS due,
   rows.retrying::float8 AS retrying, (rows.scheduled + logged.scheduled)::float8 AS scheduled
