@@ -239,6 +239,9 @@ async function main(): Promise<number> {
   );
   for (const note of notes) doc.push('', note);
   doc.push('');
+  // The reading of the numbers (why a target is missed, what would close it) is written by hand.
+  const analysis = path.join(root, 'bench', 'analysis.md');
+  if (existsSync(analysis)) doc.push(readFileSync(analysis, 'utf8').trim(), '');
   const markdown = doc.join('\n');
 
   process.stdout.write(`\n${markdown}`);

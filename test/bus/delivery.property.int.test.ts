@@ -12,6 +12,14 @@ import { deliveryPropertyTests } from './delivery-property';
 
 const schema = 'delivery_property';
 
+/** A deadlock (40P01) anywhere in an error's cause chain. */
+function isDeadlock(err: unknown): boolean {
+  for (let e = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    if ((e as { code?: unknown }).code === '40P01') return true;
+  }
+  return false;
+}
+
 for (const driver of DRIVERS) {
   describe(`delivery (property, postgres storage on ${driver})`, () => {
     let database: TestDatabase;
@@ -26,8 +34,18 @@ for (const driver of DRIVERS) {
 
     deliveryPropertyTests(
       async () => {
-        const { events, subscribers, deliveries, deadLetters } = postgresStorage({ db: database.db, schema }).tables;
-        await database.db.execute(sql.raw(`TRUNCATE ${events}, ${subscribers}, ${deliveries}, ${deadLetters}`));
+        const { events, subscribers, deliveries, deadLetters, ranges } = postgresStorage({ db: database.db, schema }).tables;
+        // The previous plan's buses may still be giving claims back (stop() returns at its deadline
+        // and lets the last releases land): TRUNCATE can then deadlock with them; try again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await database.db.execute(sql.raw(`TRUNCATE ${events}, ${subscribers}, ${deliveries}, ${deadLetters}, ${ranges}`));
+            break;
+          } catch (err) {
+            if (attempt >= 5 || !isDeadlock(err)) throw err;
+            await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+          }
+        }
         return { makeStorage: () => postgresStorage({ db: database.db, schema }) };
       },
       // Fewer plans than on memory: each costs real SQL round trips and idle
