@@ -350,14 +350,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
     // Inside a caller's transaction nothing is visible yet: the storage's watch
     // (e.g. NOTIFY on commit) or the poll finds it.
     if (tx !== undefined) return;
-    if (result.unclaimed > 0 || this.storage.capabilities.shared) {
-      const messages = inputs.map(({ event, orderingKey }) => ({
-        eventId: event.eventId,
-        eventType: event.eventType,
-        ...(orderingKey !== undefined ? { orderingKey } : {}),
-      }));
-      this.transport.publish(messages).catch((err) => this.report(err, 'transport publish'));
-    }
+    if (result.unclaimed > 0 || this.storage.capabilities.shared) this.dispatcher.wake();
   }
 
   private assertOpen(): void {

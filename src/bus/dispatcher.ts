@@ -4,7 +4,7 @@
  * (complete, retry later, or dead-letter) on its own, so one subscriber's
  * failure never re-runs another.
  *
- * It is woken by the transport, by the storage's own watch (Postgres
+ * It is woken by this process's publishes, by the storage's own watch (Postgres
  * LISTEN/NOTIFY), by timers for known due times, and by a poll as the
  * fallback. While handlers run, one heartbeat extends all their leases; a
  * delivery whose lease was lost has its signal aborted and cannot settle.
@@ -17,7 +17,7 @@ import { EventBusError, HandlerTimeoutError, NonRetryableError, toErrorInfo, typ
 import { SlotList } from '../collections/slot-list';
 import { childLogger, type Logger } from '../logger';
 import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim } from '../ports/storage';
-import type { Transport, TransportSubscription } from '../ports/transport';
+import type { Transport } from '../ports/transport';
 import { uuidv7 } from '../uuidv7';
 import { nextAttemptAt } from './backoff';
 import type { DeliveryObservation, DeliveryOutcomeKind, HandlerMiddleware } from './observation';
@@ -30,8 +30,6 @@ import { currentVersionOf } from './upcast';
 import type { FirstFailureWarnings } from './failure-warning';
 import { freezeEventData } from '../json-safe';
 
-/** The transport consumer group every dispatcher joins. */
-const DISPATCH_GROUP = 'event-bus.dispatch';
 /** How often subscribers re-announce themselves to the storage. */
 const REGISTER_EVERY_MS = 60_000;
 /** Weight of the newest sample in the dispatcher's running averages of handler and claim times. */
@@ -168,7 +166,6 @@ export class Dispatcher {
   private timerAt = Infinity;
   private heartbeat: NodeJS.Timeout | undefined;
   private lastRegisteredAt = 0;
-  private transportSubscription: TransportSubscription | undefined;
   private unwatch: (() => Promise<void>) | undefined;
   private settleWaiters: (() => void)[] = [];
   private liveClaim: ClaimOptions | undefined;
@@ -197,14 +194,11 @@ export class Dispatcher {
   async start(): Promise<void> {
     if (this.state !== 'created') return;
     this.state = 'running';
-    const { storage, transport, dispatch } = this.deps;
+    const { storage, dispatch } = this.deps;
     // A service often starts while its database or broker is still coming up:
     // these first calls ride out transient failures (handler retries, by
     // contrast, follow the bus's own stored schedule).
     await this.withStartupRetries('register subscribers', () => this.registerSubscribers());
-    this.transportSubscription = await this.withStartupRetries('subscribe to transport', () =>
-      transport.subscribe(DISPATCH_GROUP, () => this.wake()),
-    );
     if (storage.watch) this.unwatch = await this.withStartupRetries('watch storage', () => storage.watch!(() => this.wake()));
     const beat = Math.max(50, Math.floor(dispatch.leaseMs / 3));
     this.heartbeat = setInterval(() => void this.extendLeases(), beat);
@@ -361,7 +355,6 @@ export class Dispatcher {
     this.timer = undefined;
     if (wasRunning) {
       const report = (during: string) => (err: unknown) => this.deps.report(err, during);
-      await untilDeadline(this.transportSubscription?.unsubscribe().catch(report('transport unsubscribe')), deadline);
       await untilDeadline(this.unwatch?.().catch(report('storage unwatch')), deadline);
       await untilDeadline(this.afterStop(this.releaseQueued()), deadline);
       await this.drain(deadline - grace - Date.now());

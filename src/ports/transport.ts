@@ -1,61 +1,138 @@
 /**
- * The transport port: carries "there is work" between publishers and
- * dispatchers, and across processes the notices of committed events.
+ * The transport port: carries whole events from publishers (or the outbox
+ * relay) to the subscribers, across processes when the transport can.
  *
- * The storage stays the source of truth: a notice only says which events were
- * committed, so a lost or repeated notice costs latency, never an event
- * (dispatchers also poll). Transports with consumer groups (Redis Streams,
- * NATS JetStream) spread notices over the members of a group.
+ * Each subscriber name is one consumer group: every event matching its
+ * patterns reaches one member of the group (at least once if `durable`),
+ * whichever process that member runs in, and every group gets every event.
+ * A delivery stays the member's until it acknowledges it, asks for it again
+ * later, or its lease runs out (the member died): then the transport hands it
+ * to another member.
+ *
+ * Retries and dead letters are the bus's, not the broker's: the core counts
+ * attempts, picks the backoff, and records dead letters in its storage; the
+ * transport only holds a delivery back for the delay it is given.
+ *
+ * When the transport is not `crossProcess` (the in-process default), the core
+ * delivers from the storage and does not consume from the transport at all.
  */
+import type { BaseEvent } from '../envelope';
 
-/** A notice that an event was committed. */
-export interface TransportMessage {
-  eventId: string;
-  eventType: string;
-  /** Present when the event was published with an ordering key. */
+/** An event as a transport carries it. */
+export interface TransportEvent {
+  /** The envelope as stored (JSON-safe: the transport may serialise it). */
+  event: BaseEvent;
+  /** Events with the same key reach each group one at a time, in publish order (if `orderedPerKey`). */
   orderingKey?: string;
+  /** Its place in the outbox log when the relay sent it (opaque to the transport, handed back on delivery). */
+  position?: string;
 }
 
 /** What a transport can do, so the core and the contract suite know what to expect. */
 export interface TransportCapabilities {
-  /** Messages reach other processes. */
+  /** Events reach members in other processes: the core consumes deliveries from the transport. */
   readonly crossProcess: boolean;
-  /** Messages survive a transport restart and are redelivered until acknowledged. */
+  /** Published events survive a transport restart and are redelivered until acknowledged. */
   readonly durable: boolean;
+  /**
+   * Events with one `orderingKey` go to a single member of a group at a time,
+   * in publish order, and the next one is not handed out to any other member
+   * while an earlier one is unacknowledged by its holder.
+   */
+  readonly orderedPerKey: boolean;
+  /** `retry(delayMs)` is held back by the broker itself (without it, the member holds the delay). */
+  readonly delayedDelivery: boolean;
+  /** The broker drops a second publish of the same `eventId` within its window. */
+  readonly deduplicates: boolean;
 }
 
-/** Handles a batch of messages; resolving acknowledges them, rejecting asks for redelivery (if durable). */
-export type TransportHandler = (messages: readonly TransportMessage[]) => Promise<void> | void;
+/** One event handed to one member of a group. */
+export interface TransportDelivery {
+  /** The event as published. */
+  readonly event: BaseEvent;
+  /** As given to {@link Transport.publish}. */
+  readonly orderingKey?: string;
+  /** As given to {@link Transport.publish}. */
+  readonly position?: string;
+  /** How many times the transport has handed this event to this group, 1 the first time. */
+  readonly deliveryCount: number;
+  /** Done: the group never sees this event again (unless it is published again). */
+  ack(): Promise<void>;
+  /** Hand it out again, to this or another member, no sooner than `delayMs` from now. */
+  retry(delayMs: number): Promise<void>;
+  /** Still working on it: renew the lease. Resolves `false` when the lease was already lost. */
+  extend(): Promise<boolean>;
+}
 
-/** A consumer's membership of a group. */
-export interface TransportSubscription {
-  /** Leaves the group after the handler calls in progress have settled. */
-  unsubscribe(): Promise<void>;
+/** Options of {@link Transport.consume}. */
+export interface ConsumeOptions {
+  /** Event types, `'domain.*'` patterns or `'*'` this group receives (the same for every member). */
+  patterns: readonly string[];
+  /** A member's hold on a delivery: unacknowledged and not extended for this long, it goes to another member. */
+  leaseMs: number;
+  /** Unique per member (per dispatcher instance); shows up in the broker's own tools. */
+  member: string;
+}
+
+/** A member's place in one consumer group. */
+export interface TransportConsumer {
+  /**
+   * Up to `max` deliveries; waits up to `waitMs` for the first one when there
+   * is none. Resolves with what it has (possibly none) when `signal` aborts.
+   */
+  fetch(max: number, waitMs: number, signal?: AbortSignal): Promise<TransportDelivery[]>;
+  /**
+   * Leaves the group. Deliveries not yet acknowledged go to other members
+   * (at once where the broker allows, else when their lease runs out).
+   */
+  close(): Promise<void>;
 }
 
 /**
  * Transport port. Obligations of every implementation (checked by
  * `test/contract/transport.contract.ts`):
  *
- * - Every message published after a consumer joined group `g` reaches exactly
- *   one member of `g` (at least once if `durable`; a rejected handler call is
- *   redelivered, to this or another member), and every group receives it.
- * - Messages with the same `orderingKey` reach a group in publish order.
- * - After `unsubscribe()` resolves, that consumer's handler is not called
- *   again; when the last member leaves, a durable group keeps its pending
- *   messages (they are not deleted with the consumer).
- * - `close()` waits for handler calls in progress, then closes what the
- *   transport created (not clients the user passed in). It is idempotent.
+ * - Every event published after a group first existed reaches one member of
+ *   that group (at least once if `durable`); every group receives every event
+ *   matching its patterns, and none other.
+ * - A delivery handed out is not handed to another member while its holder's
+ *   lease runs; after `retry(delayMs)` it comes back no sooner than `delayMs`
+ *   (to this or another member) with `deliveryCount` one higher; after `ack()`
+ *   never again.
+ * - With `orderedPerKey`, see {@link TransportCapabilities.orderedPerKey}.
+ * - A group with no member keeps its pending events if `durable`.
+ * - `close()` closes what the transport created (not clients the user passed
+ *   in); unacknowledged deliveries stay pending in a durable broker. It is idempotent.
  */
 export interface Transport {
   /** Short name for logs, e.g. `'in-process'`, `'redis'`. */
   readonly name: string;
   /** What this transport can do. */
   readonly capabilities: TransportCapabilities;
-  /** Sends messages; resolves once the transport has accepted them. */
-  publish(messages: readonly TransportMessage[]): Promise<void>;
-  /** Joins consumer group `group` with `handler`. */
-  subscribe(group: string, handler: TransportHandler): Promise<TransportSubscription>;
-  /** Waits for handler calls in progress, then closes what the transport created; idempotent. */
+  /** Sends events, in order; resolves once the transport has accepted (durably, if `durable`) all of them. */
+  publish(events: readonly TransportEvent[]): Promise<void>;
+  /** Joins consumer group `group` as member `options.member`, creating the group if needed. */
+  consume(group: string, options: ConsumeOptions): Promise<TransportConsumer>;
+  /**
+   * Where each group stands: the oldest position it has not acknowledged
+   * (`null` when it has acknowledged everything it was sent). The outbox
+   * relay uses it to move the storage's subscriber heads and, after the
+   * broker lost its data, to know what to send again. Only transports fed by
+   * the relay need it.
+   */
+  progress?(groups: readonly string[]): Promise<TransportProgress>;
+  /** Closes what the transport created; idempotent. */
   close(): Promise<void>;
+}
+
+/** Answer of {@link Transport.progress}. */
+export interface TransportProgress {
+  /**
+   * `false` when the broker no longer holds what it was sent (its data was
+   * lost, e.g. a Redis restart without persistence): the relay then sends
+   * again everything past the storage's subscriber heads.
+   */
+  intact: boolean;
+  /** Per group: the smallest unacknowledged `position`, or `null` if none is pending. */
+  oldestPending: Record<string, string | null>;
 }

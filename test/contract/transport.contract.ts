@@ -4,34 +4,62 @@
  * simulated process; a cross-process transport's instances share the broker.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Transport, TransportMessage } from '../../src/ports/transport';
+import type { BaseEvent } from '../../src/envelope';
+import type { Transport, TransportConsumer, TransportDelivery, TransportEvent } from '../../src/ports/transport';
 
 /** Creates one transport instance (one "process") on a namespace private to the current test. */
 export type TransportFactory = (namespace: string) => Promise<Transport>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const LEASE_MS = 1500;
 
-async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
+let sequence = 0;
+
+function envelope(eventType: string): BaseEvent {
+  sequence += 1;
+  return {
+    eventId: `evt_${String(sequence).padStart(6, '0')}`,
+    eventType,
+    eventVersion: 1,
+    occurredAt: new Date(1_700_000_000_000 + sequence).toISOString(),
+    actor: 'user_1',
+    actorType: 'user',
+    organizationId: 'org_1',
+    payload: { n: sequence },
+    metadata: {},
+  } as unknown as BaseEvent;
 }
 
-function messages(n: number, orderingKey?: string): TransportMessage[] {
-  return Array.from({ length: n }, (_, i) => ({
-    eventId: `evt_${i}`,
-    eventType: 'auth.user_signed_up',
-    ...(orderingKey ? { orderingKey } : {}),
+function events(n: number, options: { type?: string; orderingKey?: string } = {}): TransportEvent[] {
+  return Array.from({ length: n }, () => ({
+    event: envelope(options.type ?? 'auth.user_signed_up'),
+    ...(options.orderingKey !== undefined ? { orderingKey: options.orderingKey } : {}),
   }));
+}
+
+const ids = (ds: readonly { event: BaseEvent }[]) => ds.map((d) => d.event.eventId);
+
+/** Fetches until `count` deliveries arrived or `timeoutMs` passed; acknowledges them unless told not to. */
+async function collect(consumer: TransportConsumer, count: number, options: { ack?: boolean; timeoutMs?: number } = {}): Promise<TransportDelivery[]> {
+  const got: TransportDelivery[] = [];
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  while (got.length < count && Date.now() < deadline) {
+    const batch = await consumer.fetch(count - got.length, Math.min(500, Math.max(1, deadline - Date.now())));
+    for (const d of batch) {
+      got.push(d);
+      if (options.ack !== false) await d.ack();
+    }
+  }
+  return got;
 }
 
 export function describeTransportContract(name: string, factory: TransportFactory): void {
   describe(`Transport contract: ${name}`, () => {
     const open: Transport[] = [];
+    const consumers: TransportConsumer[] = [];
     let namespaceCounter = 0;
     let namespace = '';
+    let memberCounter = 0;
 
     async function instance(): Promise<Transport> {
       const transport = await factory(namespace);
@@ -44,99 +72,210 @@ export function describeTransportContract(name: string, factory: TransportFactor
       return instance();
     }
 
+    /** A second "process" where the transport crosses processes, else the same instance. */
+    async function peer(t: Transport): Promise<Transport> {
+      return t.capabilities.crossProcess ? instance() : t;
+    }
+
+    async function join(t: Transport, group: string, patterns: readonly string[] = ['*']): Promise<TransportConsumer> {
+      const consumer = await t.consume(group, { patterns, leaseMs: LEASE_MS, member: `m${++memberCounter}` });
+      consumers.push(consumer);
+      return consumer;
+    }
+
     afterEach(async () => {
+      await Promise.all(consumers.splice(0).map((c) => c.close()));
       await Promise.all(open.splice(0).map((t) => t.close()));
     });
 
-    it('delivers every message to exactly one member of each group', async () => {
+    it('hands every event to one member of each group, and each group only the types it asked for', async () => {
       const t1 = await fresh();
-      const t2 = t1.capabilities.crossProcess ? await instance() : t1;
-      const got = { a1: [] as string[], a2: [] as string[], b: [] as string[] };
-      await t1.subscribe('a', (ms) => void got.a1.push(...ms.map((m) => m.eventId)));
-      await t2.subscribe('a', (ms) => void got.a2.push(...ms.map((m) => m.eventId)));
-      await t2.subscribe('b', (ms) => void got.b.push(...ms.map((m) => m.eventId)));
-      const sent = messages(30);
-      for (let i = 0; i < sent.length; i += 3) await t1.publish(sent.slice(i, i + 3));
-      await eventually(() => got.a1.length + got.a2.length === 30 && got.b.length === 30);
-      await sleep(100);
-      const groupA = [...got.a1, ...got.a2];
-      expect(groupA.sort()).toEqual(sent.map((m) => m.eventId).sort());
-      expect([...got.b].sort()).toEqual(sent.map((m) => m.eventId).sort());
-    });
-
-    it('keeps messages of one ordering key in publish order within a group', async () => {
-      const t = await fresh();
-      const got: string[] = [];
-      await t.subscribe('a', async (ms) => {
-        for (const m of ms) got.push(m.eventId);
-      });
-      const sent = messages(20, 'org_1');
-      for (const m of sent) await t.publish([m]);
-      await eventually(() => got.length === 20);
-      expect(got).toEqual(sent.map((m) => m.eventId));
-    });
-
-    it('stops calling a consumer after unsubscribe resolves', async () => {
-      const t = await fresh();
-      let calls = 0;
-      const sub = await t.subscribe('a', () => void (calls += 1));
-      await t.publish(messages(1));
-      await eventually(() => calls === 1);
-      await sub.unsubscribe();
-      await t.publish(messages(3));
-      await sleep(200);
-      expect(calls).toBe(1);
-    });
-
-    it('waits for handler calls in progress on close, and closes idempotently', async () => {
-      const t = await fresh();
-      let finished = false;
-      let started = false;
-      await t.subscribe('a', async () => {
-        started = true;
-        await sleep(150);
-        finished = true;
-      });
-      await t.publish(messages(1));
-      await eventually(() => started);
-      await t.close();
-      expect(finished).toBe(true);
-      await t.close();
-    });
-
-    it('redelivers a message whose handler rejected (durable transports)', async (ctx) => {
-      const t = await fresh();
-      if (!t.capabilities.durable) {
-        ctx.skip(`transport "${t.name}" is not durable: a failed notice is dropped and the storage poll covers it`);
-        return;
-      }
-      const seen: string[] = [];
-      let failed = false;
-      await t.subscribe('a', async (ms) => {
-        seen.push(...ms.map((m) => m.eventId));
-        if (!failed) {
-          failed = true;
-          throw new Error('nack');
+      const t2 = await peer(t1);
+      const a1 = await join(t1, 'a');
+      const a2 = await join(t2, 'a');
+      const b = await join(t2, 'b', ['billing.*']);
+      const signups = events(20);
+      const invoices = events(5, { type: 'billing.invoice_paid' });
+      await t1.publish([...signups.slice(0, 10), ...invoices, ...signups.slice(10)]);
+      const groupA: string[] = [];
+      const deadline = Date.now() + 10_000;
+      while (groupA.length < 25 && Date.now() < deadline) {
+        const [x, y] = await Promise.all([a1.fetch(25, 200), a2.fetch(25, 200)]);
+        for (const d of [...x, ...y]) {
+          groupA.push(d.event.eventId);
+          await d.ack();
         }
-      });
-      await t.publish(messages(1));
-      await eventually(() => seen.length >= 2, 15_000);
-      expect(seen.every((id) => id === 'evt_0')).toBe(true);
+      }
+      const gotB = await collect(b, 5);
+      expect(groupA.sort()).toEqual(ids([...signups, ...invoices]).sort());
+      expect(new Set(groupA).size).toBe(25);
+      expect(ids(gotB)).toEqual(ids(invoices));
+      expect(await b.fetch(10, 200)).toEqual([]);
     });
 
-    it('keeps a group\'s messages while it has no member (durable transports)', async (ctx) => {
+    it('carries the envelope, ordering key and position unchanged, with a first delivery count of 1', async () => {
       const t = await fresh();
-      if (!t.capabilities.durable) {
-        ctx.skip(`transport "${t.name}" is not durable`);
-        return;
+      const a = await join(t, 'a');
+      const sent: TransportEvent = { event: envelope('auth.user_signed_up'), orderingKey: 'org_1', position: '42:7' };
+      await t.publish([sent]);
+      const [got] = await collect(a, 1);
+      expect(got!.event).toEqual(sent.event);
+      expect(got!.orderingKey).toBe('org_1');
+      expect(got!.position).toBe('42:7');
+      expect(got!.deliveryCount).toBe(1);
+    });
+
+    it('does not hand a held delivery to another member, and hands it over once its lease runs out', async () => {
+      const t1 = await fresh();
+      const t2 = await peer(t1);
+      const holder = await join(t1, 'a');
+      const other = await join(t2, 'a');
+      await t1.publish(events(1));
+      const [held] = await collect(holder, 1, { ack: false });
+      expect(held).toBeDefined();
+      expect(await other.fetch(10, LEASE_MS / 3)).toEqual([]);
+      const [taken] = await collect(other, 1, { ack: false, timeoutMs: LEASE_MS * 4 });
+      expect(taken?.event.eventId).toBe(held!.event.eventId);
+      expect(taken!.deliveryCount).toBe(2);
+      await taken!.ack();
+    });
+
+    it('keeps a delivery held while its holder extends the lease', async () => {
+      const t1 = await fresh();
+      const t2 = await peer(t1);
+      const holder = await join(t1, 'a');
+      const other = await join(t2, 'a');
+      await t1.publish(events(1));
+      const [held] = await collect(holder, 1, { ack: false });
+      const until = Date.now() + LEASE_MS * 2;
+      const stolen: TransportDelivery[] = [];
+      while (Date.now() < until) {
+        expect(await held!.extend()).toBe(true);
+        stolen.push(...(await other.fetch(1, LEASE_MS / 4)));
       }
-      const first = await t.subscribe('a', () => undefined);
-      await first.unsubscribe();
-      await t.publish(messages(2));
-      const got: string[] = [];
-      await t.subscribe('a', (ms) => void got.push(...ms.map((m) => m.eventId)));
-      await eventually(() => got.length === 2);
-      expect(got.sort()).toEqual(['evt_0', 'evt_1']);
+      expect(stolen).toEqual([]);
+      await held!.ack();
+    });
+
+    it('brings a delivery back after retry(delay), no sooner, with the count one higher; never after ack', async () => {
+      const t = await fresh();
+      const a = await join(t, 'a');
+      await t.publish(events(1));
+      const [first] = await collect(a, 1, { ack: false });
+      const asked = Date.now();
+      await first!.retry(400);
+      const [again] = await collect(a, 1, { ack: false });
+      expect(Date.now() - asked).toBeGreaterThanOrEqual(390);
+      expect(again!.event.eventId).toBe(first!.event.eventId);
+      expect(again!.deliveryCount).toBe(2);
+      await again!.ack();
+      expect(await a.fetch(10, LEASE_MS + 500)).toEqual([]);
+    });
+
+    it('waits for the first delivery up to waitMs, and returns at once when the signal aborts', async () => {
+      const t = await fresh();
+      const a = await join(t, 'a');
+      const started = Date.now();
+      expect(await a.fetch(5, 300)).toEqual([]);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      const controller = new AbortController();
+      const waiting = a.fetch(5, 10_000, controller.signal);
+      setTimeout(() => controller.abort(), 100);
+      const abortedAt = Date.now();
+      expect(await waiting).toEqual([]);
+      expect(Date.now() - abortedAt).toBeLessThan(3000);
+      await t.publish(events(1));
+      expect(await collect(a, 1)).toHaveLength(1);
+    });
+
+    it('hands out one ordering key one event at a time, in publish order, to any member (orderedPerKey)', async (ctx) => {
+      const t1 = await fresh();
+      if (!t1.capabilities.orderedPerKey) return ctx.skip(`transport "${t1.name}" does not keep order per key`);
+      const t2 = await peer(t1);
+      const m1 = await join(t1, 'a');
+      const m2 = await join(t2, 'a');
+      const keyed = events(6, { orderingKey: 'org_1' });
+      const loose = events(4);
+      for (const e of keyed.slice(0, 3)) await t1.publish([e]);
+      await t1.publish(loose);
+      for (const e of keyed.slice(3)) await t1.publish([e]);
+      const handled: string[] = [];
+      // Both members fetch at once; while a keyed event is held, no later event of its key may show up anywhere.
+      const deadline = Date.now() + 15_000;
+      while (handled.filter((id) => ids(keyed).includes(id)).length < 6 && Date.now() < deadline) {
+        const [x, y] = await Promise.all([m1.fetch(10, 200), m2.fetch(10, 200)]);
+        const batch = [...x, ...y];
+        const keyedInBatch = batch.filter((d) => d.orderingKey === 'org_1');
+        expect(keyedInBatch.length).toBeLessThanOrEqual(1);
+        for (const d of batch) {
+          handled.push(d.event.eventId);
+          await d.ack();
+        }
+      }
+      expect(handled.filter((id) => ids(keyed).includes(id))).toEqual(ids(keyed));
+      expect(handled.filter((id) => ids(loose).includes(id)).sort()).toEqual(ids(loose).sort());
+    });
+
+    it('keeps a later event of a key back while an earlier one waits for its retry (orderedPerKey)', async (ctx) => {
+      const t = await fresh();
+      if (!t.capabilities.orderedPerKey) return ctx.skip(`transport "${t.name}" does not keep order per key`);
+      const a = await join(t, 'a');
+      const [first, second] = events(2, { orderingKey: 'k' });
+      const other = events(1, { orderingKey: 'other' });
+      await t.publish([first!, second!, ...other]);
+      const initial = await collect(a, 2, { ack: false });
+      expect(ids(initial).sort()).toEqual([first!.event.eventId, other[0]!.event.eventId].sort());
+      await initial.find((d) => d.orderingKey === 'other')!.ack();
+      await initial.find((d) => d.orderingKey === 'k')!.retry(300);
+      const next = await collect(a, 2, { timeoutMs: 5000 });
+      expect(ids(next)).toEqual([first!.event.eventId, second!.event.eventId]);
+    });
+
+    it('gives a leaving member\'s unacknowledged deliveries to the others', async () => {
+      const t1 = await fresh();
+      const t2 = await peer(t1);
+      const leaving = await join(t1, 'a');
+      const staying = await join(t2, 'a');
+      await t1.publish(events(3));
+      const held = await collect(leaving, 3, { ack: false });
+      expect(held).toHaveLength(3);
+      await leaving.close();
+      const taken = await collect(staying, 3, { timeoutMs: LEASE_MS * 4 });
+      expect(ids(taken).sort()).toEqual(ids(held).sort());
+    });
+
+    it('keeps a group\'s events while it has no member (durable transports)', async (ctx) => {
+      const t1 = await fresh();
+      if (!t1.capabilities.durable) return ctx.skip(`transport "${t1.name}" is not durable`);
+      const first = await join(t1, 'a');
+      await first.close();
+      const sent = events(2);
+      await t1.publish(sent);
+      const t2 = await peer(t1);
+      const again = await join(t2, 'a');
+      expect(ids(await collect(again, 2)).sort()).toEqual(ids(sent).sort());
+    });
+
+    it('reports each group\'s oldest unacknowledged position, counting events not yet fetched (progress)', async (ctx) => {
+      const t = await fresh();
+      if (!t.progress) return ctx.skip(`transport "${t.name}" has no progress (not fed by the relay)`);
+      const a = await join(t, 'a');
+      const b = await join(t, 'b');
+      const sent = events(3).map((e, i) => ({ ...e, position: `1:${i + 1}` }));
+      await t.publish(sent);
+      expect(await t.progress(['a', 'b'])).toEqual({ intact: true, oldestPending: { a: '1:1', b: '1:1' } });
+      const gotA = await collect(a, 3, { ack: false });
+      await gotA[0]!.ack();
+      await gotA[1]!.ack();
+      await collect(b, 3);
+      expect(await t.progress(['a', 'b'])).toEqual({ intact: true, oldestPending: { a: '1:3', b: null } });
+    });
+
+    it('closes idempotently', async () => {
+      const t = await fresh();
+      await join(t, 'a');
+      await t.close();
+      await t.close();
     });
   });
 }
