@@ -10,7 +10,6 @@ import type { Transport, TransportConsumer, TransportDelivery, TransportEvent } 
 /** Creates one transport instance (one "process") on a namespace private to the current test. */
 export type TransportFactory = (namespace: string) => Promise<Transport>;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const LEASE_MS = 1500;
 
 let sequence = 0;
