@@ -2,16 +2,17 @@
  * `createEventBus`: wires the catalog, storage, transport, registry and
  * dispatcher into the {@link EventBus} of the public contract.
  */
-import type { Catalog, EventTypeOf, PayloadInput, PayloadOf } from '../catalog';
+import { matchesPattern, type Catalog, type EventTypeOf, type PayloadInput, type PayloadOf } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, InvalidOptionError, UnknownEventTypeError } from '../errors';
 import { silentLogger } from '../logger';
-import type { AppendInput, AppendResult, Storage } from '../ports/storage';
-import type { Transport } from '../ports/transport';
+import type { AppendInput, AppendResult, DeadLetterFilter, RelayHandle, Storage } from '../ports/storage';
+import type { Transport, TransportEvent } from '../ports/transport';
 import { memoryStorage } from '../storage/memory-storage';
 import { inProcessTransport } from '../transport/in-process-transport';
+import { TransportDeliveries } from './transport-deliveries';
 import { buildEvent, buildItem, metadataDefaults, type MetadataDefaults } from './build-event';
-import { Dispatcher, untilDeadline } from './dispatcher';
+import { Dispatcher, dispatcherOwner, untilDeadline } from './dispatcher';
 import type { BusObserver, HandlerMiddleware, PublishMiddleware } from './observation';
 import { MiddlewareStack, ObserverSet, runPublishChain } from './observe';
 import {
@@ -84,6 +85,11 @@ class Bus<C extends Catalog> implements EventBus<C> {
   private readonly shutdownTimeoutMs: number;
   /** Set once handlers have drained: publishing is refused from then on (handlers may still publish while draining). */
   private closed = false;
+  /** Deliveries from a cross-process transport (absent with the in-process one: the storage delivers). */
+  private transportDeliveries: TransportDeliveries | undefined;
+  /** No relay feeds the transport: each publish sends its events itself. */
+  private publishesToTransport = false;
+  private relay: Promise<RelayHandle> | undefined;
 
   constructor(options: EventBusOptions<C>) {
     if (typeof options !== 'object' || options === null || typeof options.catalog !== 'object' || options.catalog === null) {
@@ -103,9 +109,24 @@ class Bus<C extends Catalog> implements EventBus<C> {
     this.health_ = resolveHealth(options.health);
     this.registry = new SubscriberRegistry(this.catalog, resolveRetry(options.retry), dispatch.concurrency, dispatch.handlerTimeoutMs);
     this.shutdownTimeoutMs = dispatch.shutdownTimeoutMs;
+    const owner = dispatcherOwner();
+    if (this.transport.capabilities.crossProcess) {
+      // Deliveries come from the broker; the storage keeps the record (and, with a relay, feeds the broker).
+      this.publishesToTransport = !this.storage.startRelay;
+      this.transportDeliveries = new TransportDeliveries({
+        transport: this.transport,
+        storage: this.storage,
+        logger: this.logger,
+        registerWithStorage: this.storage.startRelay !== undefined,
+        leaseMs: dispatch.leaseMs,
+        member: owner,
+      });
+    }
     this.dispatcher = new Dispatcher({
+      owner,
       catalog: this.catalog,
       storage: this.storage,
+      ...(this.transportDeliveries ? { source: this.transportDeliveries } : {}),
       transport: this.transport,
       logger: this.logger,
       dispatch,
@@ -125,6 +146,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
       redrive: async (target) => {
         if (typeof target === 'string') checkStorableString('id', target);
         else checkQueryStrings(target, DEAD_LETTER_FILTER, [], 'filter.');
+        if (this.transportDeliveries) return this.redriveThroughTransport(target);
         const count = await this.fromStorage('redrive', () => this.storage.redrive(target));
         if (count > 0) this.dispatcher.wake();
         return count;
@@ -187,9 +209,16 @@ class Bus<C extends Catalog> implements EventBus<C> {
     return () => this.registry.remove(subscription);
   }
 
-  start(): Promise<void> {
-    if (this.dispatcher.hasStopped) return Promise.reject(new EventBusError('BUS_STOPPED', 'A stopped bus cannot start again'));
-    return this.dispatcher.start();
+  async start(): Promise<void> {
+    if (this.dispatcher.hasStopped) throw new EventBusError('BUS_STOPPED', 'A stopped bus cannot start again');
+    await this.dispatcher.start();
+    if (this.transportDeliveries && this.storage.startRelay && !this.relay) {
+      this.relay = this.storage.startRelay(this.transport, {
+        owner: this.dispatcher.owner,
+        subscribers: () => this.registry.names(),
+      });
+      await this.relay;
+    }
   }
 
   idle(options?: { timeoutMs?: number }): Promise<void> {
@@ -206,7 +235,10 @@ class Bus<C extends Catalog> implements EventBus<C> {
     }
     const deadline = Date.now() + timeoutMs;
     this.stopping = (async () => {
+      const relay = this.relay?.then((r) => r.stop()).catch((err) => this.report(err, 'stop relay'));
+      await untilDeadline(relay, deadline);
       await this.dispatcher.stop(timeoutMs);
+      await untilDeadline(this.transportDeliveries?.close().catch((err) => this.report(err, 'leave transport groups')), deadline);
       this.closed = true;
       // Closing is bounded by the same deadline (a hung connection must not hold a shutdown); it goes on in the background.
       await untilDeadline(this.transport.close().catch((err) => this.report(err, 'close transport')), deadline);
@@ -220,9 +252,45 @@ class Bus<C extends Catalog> implements EventBus<C> {
     checkQueryStrings(options, ['actor', 'organizationId'], ['subscribers']);
     this.checkTypes(options.eventTypes);
     checkRange(options.from, options.to);
+    if (this.transportDeliveries) return this.replayThroughTransport(options);
     const count = await this.fromStorage('replay', () => this.storage.replay({ ...options }));
     if (count > 0) this.dispatcher.wake();
     return count;
+  }
+
+  /**
+   * With a cross-process transport the broker delivers: a dead letter goes
+   * back to it addressed to its subscriber, then leaves the storage (so a
+   * crash in between redrives it twice, never not at all).
+   */
+  private async redriveThroughTransport(target: string | DeadLetterFilter): Promise<number> {
+    const all = await this.fromStorage('list dead letters', () => this.storage.listDeadLetters(typeof target === 'string' ? {} : target));
+    const chosen = typeof target === 'string' ? all.filter((dl) => dl.id === target) : all;
+    if (chosen.length === 0) return 0;
+    await this.publishToTransport(chosen.map((dl) => ({ event: dl.event, subscriber: dl.subscriber })));
+    for (const dl of chosen) await this.fromStorage('discard', () => this.storage.discard(dl.id));
+    return chosen.length;
+  }
+
+  /** Replay with a cross-process transport: the matching events, oldest first, addressed to each chosen subscriber. */
+  private async replayThroughTransport(options: ReplayOptions<C>): Promise<number> {
+    const names =
+      options.subscribers ?? (await this.fromStorage('list subscribers', () => this.storage.backlogBySubscriber())).map((s) => s.subscriber);
+    const matching: BaseEvent[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.fromStorage('timeline', () =>
+        this.storage.timeline({ ...options, limit: MAX_PAGE, ...(cursor ? { cursor } : {}) }),
+      );
+      matching.push(...page.events);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    matching.reverse(); // the timeline is newest first
+    const addressed = names.flatMap((subscriber) =>
+      matching.filter((event) => this.registry.get(subscriber)?.patterns.some((p) => matchesPattern(p, event.eventType)) ?? true).map((event) => ({ event, subscriber })),
+    );
+    await this.publishToTransport(addressed);
+    return addressed.length;
   }
 
   async timeline(options: TimelineOptions<C> = {}) {
@@ -316,8 +384,9 @@ class Bus<C extends Catalog> implements EventBus<C> {
   }
 
   private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {
-    const store = () =>
-      this.storage.append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined });
+    const store = this.publishesToTransport
+      ? () => this.storage.append(inputs, { tx }).then((result) => this.sendToTransport(inputs, result))
+      : () => this.storage.append(inputs, { tx, claim: tx === undefined ? this.dispatcher.appendClaim() : undefined });
     const chain = this.publishMiddleware.list;
     // Without middleware every rejection is the storage's: publish codes it in its own catch (no extra promise here).
     if (chain.length === 0) return store();
@@ -335,6 +404,26 @@ class Bus<C extends Catalog> implements EventBus<C> {
     // With middleware, code the storage's errors at the source: the middleware's own errors stay as they are.
     const coded = () => store().then(undefined, this.appendFailed);
     return runPublishChain(chain, { events, inTransaction: tx !== undefined, setMetadata }, coded).then(undefined, markCoded);
+  }
+
+  /**
+   * Without a relay (a storage with no log, e.g. memory), the publish itself
+   * hands the new events to the broker: it resolves once the broker has them,
+   * and rejects with `TRANSPORT_UNAVAILABLE` when it refused them.
+   */
+  private async sendToTransport(inputs: readonly AppendInput[], result: AppendResult): Promise<AppendResult> {
+    const fresh = inputs.filter((input, i) => result.events[i]!.eventId === input.event.eventId);
+    await this.publishToTransport(fresh.map(({ event, orderingKey }) => (orderingKey === undefined ? { event } : { event, orderingKey })));
+    return result;
+  }
+
+  private async publishToTransport(events: readonly TransportEvent[]): Promise<void> {
+    try {
+      await this.transport.publish(events);
+    } catch (err) {
+      if (EventBusError.is(err)) throw err;
+      throw new EventBusError('TRANSPORT_UNAVAILABLE', `Transport "${this.transport.name}" refused the events`, { cause: err });
+    }
   }
 
   private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown): void {

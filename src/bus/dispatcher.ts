@@ -18,6 +18,7 @@ import { SlotList } from '../collections/slot-list';
 import { childLogger, type Logger } from '../logger';
 import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim } from '../ports/storage';
 import type { Transport } from '../ports/transport';
+import type { DeliverySource } from './transport-deliveries';
 import { uuidv7 } from '../uuidv7';
 import { nextAttemptAt } from './backoff';
 import type { DeliveryObservation, DeliveryOutcomeKind, HandlerMiddleware } from './observation';
@@ -39,8 +40,12 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** What the dispatcher needs from the bus. */
 export interface DispatcherDeps {
+  /** Who holds the leases (default: a new {@link dispatcherOwner}). */
+  owner?: string;
   catalog: Catalog;
   storage: Storage;
+  /** Where deliveries come from: the storage (default), or a cross-process transport's consumers. */
+  source?: DeliverySource;
   transport: Transport;
   logger: Logger;
   dispatch: ResolvedDispatch;
@@ -141,10 +146,15 @@ class RunningDelivery implements HandlerContext<Catalog> {
   }
 }
 
+/** A name unique to one dispatcher: host, process id and a random tail. */
+export function dispatcherOwner(): string {
+  return `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
+}
+
 /** Claims and runs deliveries for the subscribers of one bus in this process. */
 export class Dispatcher {
   /** Unique per dispatcher: who holds the leases. */
-  readonly owner = `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
+  readonly owner: string;
   readonly logger: Logger;
   private state: State = 'created';
   private inFlight = 0;
@@ -174,8 +184,13 @@ export class Dispatcher {
   private timeoutTimer: NodeJS.Timeout | undefined;
   private timeoutAt = Infinity;
 
+  /** Where deliveries are claimed and settled: the storage, or a transport (see {@link DispatcherDeps.source}). */
+  private readonly source: DeliverySource;
+
   constructor(private readonly deps: DispatcherDeps) {
     this.logger = deps.logger;
+    this.source = deps.source ?? deps.storage;
+    this.owner = deps.owner ?? dispatcherOwner();
   }
 
   /** Publishes an event caused by `parent` (for `ctx.publish`). */
@@ -194,12 +209,13 @@ export class Dispatcher {
   async start(): Promise<void> {
     if (this.state !== 'created') return;
     this.state = 'running';
-    const { storage, dispatch } = this.deps;
+    const { dispatch } = this.deps;
+    const source = this.source;
     // A service often starts while its database or broker is still coming up:
     // these first calls ride out transient failures (handler retries, by
     // contrast, follow the bus's own stored schedule).
     await this.withStartupRetries('register subscribers', () => this.registerSubscribers());
-    if (storage.watch) this.unwatch = await this.withStartupRetries('watch storage', () => storage.watch!(() => this.wake()));
+    if (source.watch) this.unwatch = await this.withStartupRetries('watch for work', () => source.watch!(() => this.wake()));
     const beat = Math.max(50, Math.floor(dispatch.leaseMs / 3));
     this.heartbeat = setInterval(() => void this.extendLeases(), beat);
     this.heartbeat.unref();
@@ -221,7 +237,7 @@ export class Dispatcher {
   /** Tells the storage about subscribers added after `start()`. */
   async subscriberAdded(subscription: Subscription): Promise<void> {
     if (this.state !== 'running') return;
-    await this.deps.storage.register([{ name: subscription.name, patterns: subscription.patterns }]);
+    await this.source.register([{ name: subscription.name, patterns: subscription.patterns }]);
     this.wake();
   }
 
@@ -315,7 +331,8 @@ export class Dispatcher {
 
   /** Resolves when nothing of this process's subscribers is running, due, or waiting for a retry. */
   async idle(timeoutMs?: number): Promise<void> {
-    const { registry, storage } = this.deps;
+    const { registry } = this.deps;
+    const source = this.source;
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     if (this.state === 'created' && registry.size > 0) {
       throw new EventBusError('BUS_NOT_STARTED', 'idle() waits for this process\'s subscribers, but the bus was not started');
@@ -323,12 +340,12 @@ export class Dispatcher {
     for (;;) {
       if (registry.size === 0) return;
       if (this.running.size === 0 && this.queue.length === 0 && !this.pumping) {
-        const backlog = await storage.backlog(registry.names());
+        const backlog = await source.backlog(registry.names());
         if (this.running.size === 0 && this.queue.length === 0 && backlog.due + backlog.leased + backlog.retrying === 0) return;
         if (this.hasStopped) throw new EventBusError('BUS_STOPPED', 'idle() cannot finish: the bus is stopped');
         if (backlog.due > 0) this.wake();
         else if (backlog.retrying > 0) {
-          const next = await storage.nextDueAt(registry.names());
+          const next = await source.nextDueAt(registry.names());
           if (next) this.scheduleAt(next.getTime());
         }
       }
@@ -391,7 +408,7 @@ export class Dispatcher {
   }
 
   private async claimUntilFull(): Promise<void> {
-    const { storage } = this.deps;
+    const source = this.source;
     if (Date.now() - this.lastRegisteredAt > REGISTER_EVERY_MS) await this.registerSubscribers();
     for (;;) {
       const request = this.claimRequest();
@@ -400,13 +417,13 @@ export class Dispatcher {
         return;
       }
       const claimStarted = performance.now();
-      const claimed = await storage.claim(request);
+      const claimed = await source.claim(request);
       this.claimAvgMs += (performance.now() - claimStarted - this.claimAvgMs) * AVERAGE_WEIGHT;
       this.enqueue(claimed);
       this.saturated = claimed.length > 0;
       if (claimed.length < request.limit || this.state !== 'running') {
         if (claimed.length === 0) {
-          const next = await storage.nextDueAt(this.deps.registry.names());
+          const next = await source.nextDueAt(this.deps.registry.names());
           if (next) this.scheduleAt(next.getTime());
         }
         return;
@@ -417,7 +434,7 @@ export class Dispatcher {
   private async registerSubscribers(): Promise<void> {
     this.lastRegisteredAt = Date.now();
     const registrations = this.deps.registry.registrations();
-    if (registrations.length > 0) await this.deps.storage.register(registrations);
+    if (registrations.length > 0) await this.source.register(registrations);
   }
 
   // --- running ---
@@ -426,7 +443,7 @@ export class Dispatcher {
     const sub = this.deps.registry.get(delivery.subscriber);
     if (!sub) {
       // Unsubscribed since the claim: give it back for whoever runs that name.
-      this.deps.storage.release(delivery).catch((err) => this.deps.report(err, 'release'));
+      this.source.release(delivery).catch((err) => this.deps.report(err, 'release'));
       return;
     }
     const running = new RunningDelivery(delivery, sub, this, leaseExpiresAt);
@@ -438,7 +455,8 @@ export class Dispatcher {
 
   private async execute(running: RunningDelivery): Promise<void> {
     const { delivery, sub } = running;
-    const { storage, stats, observers } = this.deps;
+    const { stats, observers } = this.deps;
+    const source = this.source;
     running.startedAt = performance.now();
     running.deadline = running.startedAt + sub.timeoutMs;
     if (running.deadline < this.timeoutAt) this.armTimeouts(running.deadline);
@@ -462,7 +480,7 @@ export class Dispatcher {
         this.handlerAvgMs += (running.handlerMs - this.handlerAvgMs) * AVERAGE_WEIGHT;
         handled = true;
         this.freeSlot(running); // the next handler need not wait for this round trip
-        completed = await storage.complete(delivery);
+        completed = await source.complete(delivery);
       }
       handled = true;
       if (!completed) {
@@ -530,7 +548,7 @@ export class Dispatcher {
     if (claimed.length === 0) return;
     if (this.state !== 'running') {
       // A claim that returned after stop() began: give it straight back.
-      for (const d of claimed) this.deps.storage.release(d).catch((err) => this.deps.report(err, 'release'));
+      for (const d of claimed) this.source.release(d).catch((err) => this.deps.report(err, 'release'));
       return;
     }
     const leaseExpiresAt = Date.now() + this.deps.dispatch.leaseMs;
@@ -565,7 +583,7 @@ export class Dispatcher {
     for (const q of queued) {
       const sub = this.deps.registry.get(q.delivery.subscriber);
       if (sub) sub.queued -= 1;
-      if (!q.lost) releases.push(this.deps.storage.release(q.delivery).catch((err) => this.deps.report(err, 'release')));
+      if (!q.lost) releases.push(this.source.release(q.delivery).catch((err) => this.deps.report(err, 'release')));
     }
     await Promise.all(releases); // side by side: a shutdown must not wait one round trip per claim
   }
@@ -576,17 +594,21 @@ export class Dispatcher {
       throw new NonRetryableError(`Subscriber "${running.subscriber}" is transactional, but storage "${storage.name}" has no transactions`);
     }
     try {
-      return await storage.transaction(async (tx) => {
+      // From a transport, the acknowledgement follows the commit (at least once);
+      // from the storage, the delivery is completed inside the handler's transaction.
+      const fromStorage = this.source === storage;
+      const committed = await storage.transaction(async (tx) => {
         running.tx = tx;
         await this.invoke(running, event);
         // Late: the attempt was failed already; roll the handler's writes back.
         if (running.timedOut) throw new HandlerTimeoutError(running.subscriber, running.sub.timeoutMs);
         running.handlerMs = performance.now() - running.startedAt;
-        if (!(await storage.complete(running.delivery, { tx }))) {
+        if (fromStorage && !(await storage.complete(running.delivery, { tx }))) {
           throw new EventBusError('LEASE_LOST', 'The lease was taken over; the transaction is rolled back');
         }
         return true;
       });
+      return fromStorage ? committed : await this.source.complete(running.delivery);
     } catch (err) {
       if (EventBusError.is(err, 'LEASE_LOST')) return false;
       throw err;
@@ -595,11 +617,12 @@ export class Dispatcher {
 
   private async settleFailure(running: RunningDelivery, err: unknown): Promise<void> {
     const { delivery, sub } = running;
-    const { storage, stats, observers } = this.deps;
+    const { stats, observers } = this.deps;
+    const source = this.source;
     const error = toErrorInfo(err);
     try {
       if (running.stopping) {
-        await storage.release(delivery);
+        await source.release(delivery);
         this.settled(running, 'released', error);
         return;
       }
@@ -608,7 +631,7 @@ export class Dispatcher {
         return;
       }
       const retryAt = nextAttemptAt(sub.retry, delivery.attempt, err);
-      if (!(await storage.fail(delivery, { error, retryAt }))) {
+      if (!(await source.fail(delivery, { error, retryAt }))) {
         this.leaseLost(running);
         running.logger.warn({ err: error }, 'delivery failed after its lease was taken over');
         this.settled(running, 'lease-lost', error);
@@ -638,12 +661,13 @@ export class Dispatcher {
   /** One heartbeat for all running deliveries: extend the leases that are past a third of their time. */
   private async extendLeases(): Promise<void> {
     if (this.running.size === 0 && this.queue.length === 0) return;
-    const { storage, dispatch } = this.deps;
+    const { dispatch } = this.deps;
+    const source = this.source;
     const renewBefore = Date.now() + (dispatch.leaseMs * 2) / 3;
     const due = [...this.running, ...this.queue].filter((r) => !r.lost && r.leaseExpiresAt < renewBefore);
     if (due.length === 0) return;
     try {
-      const extended = new Set(await storage.extend(due.map((r) => r.delivery), dispatch.leaseMs));
+      const extended = new Set(await source.extend(due.map((r) => r.delivery), dispatch.leaseMs));
       const until = Date.now() + dispatch.leaseMs;
       for (const r of due) {
         if (extended.has(r.delivery.deliveryId)) {
@@ -683,7 +707,7 @@ export class Dispatcher {
     await this.drain(deadline - grace / 2 - Date.now());
     const releases = left
       .filter((r) => this.running.has(r) && !r.timedOut)
-      .map((r) => this.deps.storage.release(r.delivery).catch((err) => this.deps.report(err, 'release')));
+      .map((r) => this.source.release(r.delivery).catch((err) => this.deps.report(err, 'release')));
     await untilDeadline(this.afterStop(Promise.all(releases)), deadline);
   }
 

@@ -19,6 +19,7 @@
  */
 import type { BaseEvent } from '../envelope';
 import type { ErrorInfo } from '../errors';
+import type { Transport } from './transport';
 
 /** What a storage can do, so the core and the contract suite know what to expect. */
 export interface StorageCapabilities {
@@ -373,6 +374,54 @@ export interface Storage {
    */
   watch?(onWork: () => void): Promise<() => Promise<void>>;
 
+  /**
+   * Records a dead letter for a delivery the core ran from a cross-process
+   * transport (not claimed from this storage), so `listDeadLetters`,
+   * `redrive`, `discard` and `health` see it as any other. Optional: a bus
+   * with a cross-process transport needs it once a subscriber dead-letters.
+   */
+  recordDeadLetter?(record: DeadLetterRecord): Promise<void>;
+  /**
+   * Starts the outbox relay: forwards committed events to `transport` in
+   * commit order, at least once, with one relay active at a time among all
+   * processes on this storage. Optional: only storages with a commit-ordered
+   * log have one (PostgreSQL); without it the core publishes to the
+   * transport itself after each append.
+   */
+  startRelay?(transport: Transport, options: RelayOptions): Promise<RelayHandle>;
+  /** Committed events the relay has not sent yet (0 when this process's relay is caught up or there is none). */
+  relayBacklog?(): Promise<number>;
+
   /** Releases what the storage created (connections, timers); idempotent. */
   close(): Promise<void>;
+}
+
+/** A dead letter of a transport delivery (see {@link Storage.recordDeadLetter}). */
+export interface DeadLetterRecord {
+  /** The subscriber whose attempts ran out. */
+  subscriber: string;
+  /** The event as delivered. */
+  event: BaseEvent;
+  /** The event's ordering key, if it had one. */
+  orderingKey?: string;
+  /** Its place in the storage's log, when the relay sent it. */
+  position?: string;
+  /** Attempts made. */
+  attempts: number;
+  /** What the last attempt threw. */
+  error: ErrorInfo;
+}
+
+/** Options of {@link Storage.startRelay}. */
+export interface RelayOptions {
+  /** Unique per process: who holds the relay's lease. */
+  owner: string;
+  /** The subscriber names whose progress the relay follows (this process's; heads of others move too). */
+  subscribers: () => readonly string[];
+}
+
+/** A running relay (see {@link Storage.startRelay}). */
+export interface RelayHandle {
+  /** Stops relaying and gives up the lease, so another process takes over at once. */
+  stop(): Promise<void>;
 }

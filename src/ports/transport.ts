@@ -26,6 +26,8 @@ export interface TransportEvent {
   orderingKey?: string;
   /** Its place in the outbox log when the relay sent it (opaque to the transport, handed back on delivery). */
   position?: string;
+  /** Only this group receives it (a redrive or replay for one subscriber); absent: every matching group. */
+  subscriber?: string;
 }
 
 /** What a transport can do, so the core and the contract suite know what to expect. */
@@ -94,7 +96,7 @@ export interface TransportConsumer {
  *
  * - Every event published after a group first existed reaches one member of
  *   that group (at least once if `durable`); every group receives every event
- *   matching its patterns, and none other.
+ *   matching its patterns (only group `subscriber` when it is set), and none other.
  * - A delivery handed out is not handed to another member while its holder's
  *   lease runs; after `retry(delayMs)` it comes back no sooner than `delayMs`
  *   (to this or another member) with `deliveryCount` one higher; after `ack()`
@@ -133,6 +135,6 @@ export interface TransportProgress {
    * again everything past the storage's subscriber heads.
    */
   intact: boolean;
-  /** Per group: the smallest unacknowledged `position`, or `null` if none is pending. */
+  /** Per group: the oldest unacknowledged event's `position` (its `eventId` if it has none), or `null` if none is pending. */
   oldestPending: Record<string, string | null>;
 }

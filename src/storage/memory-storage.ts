@@ -18,6 +18,7 @@ import type {
   ClaimOptions,
   DeadLetter,
   DeadLetterFilter,
+  DeadLetterRecord,
   FailOutcome,
   Lease,
   ReplayQuery,
@@ -420,6 +421,20 @@ class MemoryStorage implements Storage {
 
   async discard(id: string): Promise<boolean> {
     return this.deadLetters.delete(id);
+  }
+
+  async recordDeadLetter(record: DeadLetterRecord): Promise<void> {
+    const id = deliveryIdOf(record.event.eventId, record.subscriber);
+    this.deadLetters.set(id, {
+      id,
+      eventId: record.event.eventId,
+      eventType: record.event.eventType,
+      subscriber: record.subscriber,
+      attempts: record.attempts,
+      error: record.error,
+      failedAt: new Date(),
+      event: envelopeOf(record.event),
+    });
   }
 
   async health(): Promise<StorageHealth> {

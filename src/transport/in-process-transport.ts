@@ -12,6 +12,7 @@ import type {
   TransportConsumer,
   TransportDelivery,
   TransportEvent,
+  TransportProgress,
 } from '../ports/transport';
 import { matchesPattern } from '../catalog';
 
@@ -62,9 +63,10 @@ class InProcessTransport implements Transport {
 
   async publish(events: readonly TransportEvent[]): Promise<void> {
     if (this.closed) return;
-    for (const group of this.groups.values()) {
+    for (const [name, group] of this.groups) {
       let added = false;
       for (const message of events) {
+        if (message.subscriber !== undefined && message.subscriber !== name) continue;
         if (!group.patterns.some((p) => matchesPattern(p, message.event.eventType))) continue;
         group.entries.push({ message, deliveryCount: 0, notBefore: 0 });
         added = true;
@@ -90,6 +92,15 @@ class InProcessTransport implements Transport {
         wakeAll(g);
       },
     };
+  }
+
+  async progress(groups: readonly string[]): Promise<TransportProgress> {
+    const oldestPending: Record<string, string | null> = {};
+    for (const name of groups) {
+      const first = this.groups.get(name)?.entries[0]?.message;
+      oldestPending[name] = first ? (first.position ?? first.event.eventId) : null;
+    }
+    return { intact: true, oldestPending };
   }
 
   async close(): Promise<void> {

@@ -112,6 +112,16 @@ export function describeTransportContract(name: string, factory: TransportFactor
       expect(await b.fetch(10, 200)).toEqual([]);
     });
 
+    it('hands an event addressed to one group to that group only', async () => {
+      const t = await fresh();
+      const a = await join(t, 'a');
+      const b = await join(t, 'b');
+      const [addressed] = events(1);
+      await t.publish([{ ...addressed!, subscriber: 'b' }]);
+      expect(ids(await collect(b, 1))).toEqual([addressed!.event.eventId]);
+      expect(await a.fetch(10, 300)).toEqual([]);
+    });
+
     it('carries the envelope, ordering key and position unchanged, with a first delivery count of 1', async () => {
       const t = await fresh();
       const a = await join(t, 'a');
