@@ -41,9 +41,10 @@ const dialect = new PgDialect();
  * on every call), unless `prepare` is false or a postgres.js client was
  * created with `prepare: false` (e.g. behind PgBouncer). The same client
  * runs them, so results keep their shapes (the storage reads times as epoch
- * numbers, so date parsers do not matter).
+ * numbers, so date parsers do not matter). On PGlite, see `eventLoopExecutor`.
  */
 export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
+  if (isPglite(db.$client)) return eventLoopExecutor(db);
   if (!prepare) return db;
   if (isNodePostgres(db.$client)) return nodePostgresExecutor(db.$client);
   // A postgres.js `Sql` is a function with `unsafe`; PGlite is an object.
@@ -56,6 +57,33 @@ export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
     execute(query: SQL) {
       const { sql, params } = dialect.sqlToQuery(query);
       return unsafe(sql, params, { prepare: true });
+    },
+  };
+}
+
+/** PGlite's client (postgres.js's is a function, node-postgres's has no `waitReady`). */
+function isPglite(client: unknown): boolean {
+  return typeof client === 'object' && client !== null && 'waitReady' in client;
+}
+
+/**
+ * Runs statements on an in-process database (PGlite) and settles each one
+ * only after a turn of the event loop. PGlite runs a query in WebAssembly and
+ * resolves it in microtasks, never returning to the event loop; so a chain of
+ * storage calls (a dispatcher claiming again and again, two buses over one
+ * instance) would starve every timer and `setImmediate` of the process: the
+ * storage's coalesced completions and publishes, which are sent from a
+ * `setImmediate`, would never be sent. A socket driver's round trip always
+ * gives the event loop that turn.
+ */
+function eventLoopExecutor(db: DrizzleDatabase): Executor {
+  return {
+    async execute(query: SQL) {
+      try {
+        return await db.execute(query);
+      } finally {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     },
   };
 }
@@ -143,7 +171,7 @@ export async function listen(
       }
     | undefined;
   if (!client || typeof client.listen !== 'function') return null;
-  if ('waitReady' in client) {
+  if (isPglite(client)) {
     // PGlite: listen() resolves to an unsubscribe function.
     const unsubscribe = (await client.listen(channel, () => onNotify())) as () => Promise<void>;
     return async () => {

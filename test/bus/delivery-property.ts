@@ -376,11 +376,10 @@ export const FIXED_PLAN_COVERAGE = { pairs: 12, redrivenRounds: 4, deadAtEnd: 1,
  */
 export function deliveryPropertyTests(
   setup: () => Promise<{ makeStorage: StorageFactory; cleanup?: () => Promise<void> }>,
-  options: { numRuns: number; timeoutMs: number; maxWorkers?: number },
+  options: { numRuns: number; timeoutMs: number },
 ): void {
-  const run = async (plan: Plan): Promise<Coverage> => {
+  const run = async (p: Plan): Promise<Coverage> => {
     const { makeStorage, cleanup } = await setup();
-    const p = options.maxWorkers === undefined ? plan : { ...plan, workers: Math.min(plan.workers, options.maxWorkers) };
     try {
       return await check(p, makeStorage);
     } finally {

@@ -50,14 +50,7 @@ for (const driver of DRIVERS) {
       },
       // Fewer plans than on memory: each costs real SQL round trips and idle
       // waits. 25 plans make sure every kind of step is exercised; PROPERTY_RUNS=400 for a long search.
-      {
-        numRuns: Number(process.env.PROPERTY_RUNS ?? 25),
-        timeoutMs: 300_000,
-        // PGlite is one process: plans with several worker buses run on the server drivers. (Two
-        // storages over one PGlite instance can stall a completion until close: a known bug, see the
-        // session notes; it does not occur on postgres.js or node-postgres.)
-        ...(driver === 'pglite' ? { maxWorkers: 1 } : {}),
-      },
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 25), timeoutMs: 300_000 },
     );
   });
 }

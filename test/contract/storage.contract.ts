@@ -519,6 +519,25 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         await storage.complete(leased!);
       });
 
+      it('counts an event held behind a running one of its ordering key as running, not due', async () => {
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const e1 = input('auth.user_signed_up', {}, { orderingKey: 'k' });
+        const e2 = input('auth.user_signed_up', {}, { orderingKey: 'k' });
+        await storage.append([e1]);
+        const [d1] = await storage.claim(claimFor('w1', ['a']));
+        expect(d1!.event.eventId).toBe(e1.event.eventId);
+        await storage.append([e2]);
+        // No claim can hand e2 out while e1 runs: counted as due, it would have an idle bus claim in a loop.
+        expect(await storage.claim(claimFor('w2', ['a']))).toEqual([]);
+        expect(await storage.backlog(['a'])).toEqual({ due: 0, leased: 2, retrying: 0, scheduled: 0 });
+        expect(await storage.backlogBySubscriber(['a'])).toMatchObject([{ subscriber: 'a', due: 0, leased: 2 }]);
+
+        expect(await storage.complete(d1!)).toBe(true);
+        expect(await storage.backlog(['a'])).toEqual({ due: 1, leased: 0, retrying: 0, scheduled: 0 });
+        const [d2] = await storage.claim(claimFor('w2', ['a']));
+        expect(d2!.event.eventId).toBe(e2.event.eventId);
+      });
+
       it('reports nothing due when there is no work', async () => {
         await storage.register([{ name: 'a', patterns: ['*'] }]);
         expect(await storage.nextDueAt(['a'])).toBeNull();

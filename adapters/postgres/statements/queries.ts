@@ -60,23 +60,37 @@ SELECT round(extract(epoch from min(x.at)) * 1000)::float8 AS at FROM (
 }
 
 /**
+ * For a delivery row `d` whose ordering key an unsettled event of one of its
+ * subscriber's ranges holds: whether that range's lease still runs (`false`:
+ * it ran out, so its events are due again). `NULL` when no range holds the key.
+ * That event is the one the row waits for, so the row counts as it does; read
+ * as due, it would have an idle bus claim again and again for a row no claim
+ * can hand out.
+ */
+function keyHeldByRange(t: TableNames): string {
+  return `(SELECT bool_or(r.lease_expires_at >= now()) FROM ${t.ranges} r, unnest(r.keyed, r.keys) AS k(p, key)
+    WHERE r.subscriber = d.subscriber AND k.key = d.ordering_key AND NOT k.p = ANY(r.done))`;
+}
+
+/**
  * Counts these subscribers' unfinished work: delivery rows by state (one
- * blocked behind its ordering key counts as the one it waits for), events of
- * ranges (leased, or due again once the lease ran out) and committed events
- * after the head (due, or scheduled for a later `deliverAt`), including those
- * still behind an older transaction: they are due, only not readable yet.
+ * blocked behind its ordering key counts as the one it waits for, a row or an
+ * event of a range), events of ranges (leased, or due again once the lease
+ * ran out) and committed events after the head (due, or scheduled for a
+ * later `deliverAt`), including those still behind an older transaction:
+ * they are due, only not readable yet.
  */
 export function backlogStatement(t: TableNames, names: string[]): SQL {
   return sql`
 WITH subs AS (${named(t, names)}),
 d AS (
   SELECT d.subscriber, d.ordering_key, d.run_at, d.attempts, d.pos_tx, d.pos,
-    (d.lease_expires_at IS NOT NULL AND d.lease_expires_at >= now()) AS leased
+    (d.lease_expires_at IS NOT NULL AND d.lease_expires_at >= now()) AS leased, ${id(keyHeldByRange(t))} AS held
   FROM ${id(t.deliveries)} d WHERE d.subscriber IN (SELECT name FROM subs)
 ),
 h AS (
-  SELECT CASE WHEN ordering_key IS NULL THEN leased ELSE first_value(leased) OVER w END AS leased,
-    CASE WHEN ordering_key IS NULL THEN run_at ELSE first_value(run_at) OVER w END AS run_at,
+  SELECT CASE WHEN ordering_key IS NULL THEN leased WHEN held IS NOT NULL THEN held ELSE first_value(leased) OVER w END AS leased,
+    CASE WHEN ordering_key IS NULL THEN run_at WHEN held IS NOT NULL THEN now() ELSE first_value(run_at) OVER w END AS run_at,
     CASE WHEN ordering_key IS NULL THEN attempts ELSE first_value(attempts) OVER w END AS attempts
   FROM d WINDOW w AS (PARTITION BY subscriber, ordering_key ORDER BY pos_tx, pos)
 ),
@@ -119,13 +133,13 @@ WITH subs AS (${subs}),
 hz AS (SELECT ${VISIBLE_HORIZON} AS xmin),
 d AS (
   SELECT d.subscriber, d.event_id, d.ordering_key, d.run_at, d.attempts, d.pos_tx, d.pos,
-    (d.lease_expires_at IS NOT NULL AND d.lease_expires_at >= now()) AS leased
+    (d.lease_expires_at IS NOT NULL AND d.lease_expires_at >= now()) AS leased, ${id(keyHeldByRange(t))} AS held
   FROM ${id(t.deliveries)} d WHERE d.subscriber IN (SELECT name FROM subs)
 ),
 h AS (
   SELECT subscriber, event_id, (leased OR run_at <= now()) AS pending,
-    CASE WHEN ordering_key IS NULL THEN leased ELSE first_value(leased) OVER w END AS leased,
-    CASE WHEN ordering_key IS NULL THEN run_at ELSE first_value(run_at) OVER w END AS run_at,
+    CASE WHEN ordering_key IS NULL THEN leased WHEN held IS NOT NULL THEN held ELSE first_value(leased) OVER w END AS leased,
+    CASE WHEN ordering_key IS NULL THEN run_at WHEN held IS NOT NULL THEN now() ELSE first_value(run_at) OVER w END AS run_at,
     CASE WHEN ordering_key IS NULL THEN attempts ELSE first_value(attempts) OVER w END AS attempts
   FROM d WINDOW w AS (PARTITION BY subscriber, ordering_key ORDER BY pos_tx, pos)
 ),
