@@ -43,4 +43,6 @@ export {
   eventRangesTable,
   eventDeliveriesTable,
   eventDeadLettersTable,
+  eventRelaysTable,
+  eventRelayScheduledTable,
 } from './tables';

@@ -27,6 +27,10 @@ export interface TableNames {
   ranges: string;
   /** One row: where the first subscribers start reading when none is registered. */
   state: string;
+  /** The outbox relay's lease and cursor (one row per relay). */
+  relays: string;
+  /** Events the relay's cursor passed before their `deliverAt`, sent when due. */
+  relayScheduled: string;
   eventSubscriptions: string;
   migrations: string;
   /** Index name prefix (index names are per schema). */
@@ -61,6 +65,8 @@ export function tableNames(options: TableOptions = {}): TableNames {
     deadLetters: q('event_dead_letters'),
     ranges: q('event_ranges'),
     state: q('event_bus_state'),
+    relays: q('event_relays'),
+    relayScheduled: q('event_relay_scheduled'),
     eventSubscriptions: q('event_subscriptions'),
     migrations: q('event_bus_migrations'),
     indexPrefix: prefix,

@@ -25,9 +25,12 @@ import type {
   ClaimOptions,
   DeadLetter,
   DeadLetterFilter,
+  DeadLetterRecord,
   FailOutcome,
   HealthWarning,
   Lease,
+  RelayHandle,
+  RelayOptions,
   ReplayQuery,
   Storage,
   StorageCapabilities,
@@ -36,6 +39,7 @@ import type {
   SubscriberRegistration,
   TimelinePage,
   TimelineQuery,
+  Transport,
 } from '@blawby/event-bus';
 import { TickBatcher } from './batcher';
 import {
@@ -52,6 +56,8 @@ import {
 import { eventOfRow, isUuid } from './event-row';
 import { resolveRetention, retentionLockStatement, RetentionRunner, type RetentionOptions, type RetentionStats } from './retention';
 import { tableNames, type TableNames, type TableOptions } from './names';
+import { RELAY_DEFAULTS, startOutboxRelay, type RelayTuning } from './relay';
+import { relayBacklogStatement } from './statements/relay';
 import * as q from './statements';
 import type { ClaimShare, RangeLease, RowLease } from './statements';
 
@@ -104,6 +110,12 @@ export interface PostgresStorageOptions extends TableOptions {
   synchronousAcks?: boolean;
   /** Logger for background problems (LISTEN failures) and retention rounds. */
   logger?: Logger;
+  /**
+   * The outbox relay that feeds a cross-process transport (started by
+   * `bus.start()` when the bus has one): its name (one active relay per
+   * name), lease, batch size, and how often heads follow the broker.
+   */
+  relay?: Partial<RelayTuning>;
 }
 
 /** Thresholds of {@link PostgresStorage.warnings}. */
@@ -208,8 +220,28 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     options.notify ?? true,
     options.synchronousAcks ?? false,
     options.logger ?? silentLogger,
-    { prepare: options.prepare ?? true, currentTransaction: options.currentTransaction, retention, warnAt },
+    { prepare: options.prepare ?? true, currentTransaction: options.currentTransaction, retention, warnAt, relay: resolveRelay(options.relay) },
   );
+}
+
+function resolveRelay(options: Partial<RelayTuning> | undefined): RelayTuning {
+  if (options === undefined) return RELAY_DEFAULTS;
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('relay', 'must be an object');
+  const name = options.name ?? RELAY_DEFAULTS.name;
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(name)) {
+    throw new InvalidOptionError('relay.name', 'must be 1 to 100 letters, digits, or _ . : -');
+  }
+  const batchSize = options.batchSize ?? RELAY_DEFAULTS.batchSize;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+    throw new InvalidOptionError('relay.batchSize', 'must be an integer from 1 to 10000');
+  }
+  return {
+    name,
+    batchSize,
+    leaseMs: positive('relay.leaseMs', options.leaseMs, RELAY_DEFAULTS.leaseMs),
+    progressEveryMs: positive('relay.progressEveryMs', options.progressEveryMs, RELAY_DEFAULTS.progressEveryMs),
+    pollMs: positive('relay.pollMs', options.pollMs, RELAY_DEFAULTS.pollMs),
+  };
 }
 
 function positive(option: string, value: number | undefined, fallback: number): number {
@@ -262,6 +294,7 @@ class PgStorage implements PostgresStorage {
       currentTransaction: (() => unknown) | undefined;
       retention: ReturnType<typeof resolveRetention>;
       warnAt: Required<PostgresWarningOptions>;
+      relay: RelayTuning;
     },
   ) {
     this.exec = storageExecutor(db, extra.prepare);
@@ -663,6 +696,30 @@ class PgStorage implements PostgresStorage {
     if (!isUuid(id)) return false;
     const rows = await this.run('discard', () => rowsOf(this.exec, q.discardStatement(this.tables, id)));
     return rows.length > 0;
+  }
+
+  // --- outbox relay (with a cross-process transport) ---
+
+  async startRelay(transport: Transport, options: RelayOptions): Promise<RelayHandle> {
+    this.assertOpen();
+    const deps = {
+      exec: this.exec,
+      tables: this.tables,
+      transport,
+      logger: this.logger,
+      ttlMs: this.ttlMs,
+      watch: (onWork: () => void) => this.watch(onWork),
+    };
+    return this.run('start the relay', () => startOutboxRelay(deps, options, this.extra.relay));
+  }
+
+  async relayBacklog(): Promise<number> {
+    const rows = await this.run('relay backlog', () => rowsOf(this.exec, relayBacklogStatement(this.tables, this.extra.relay.name, 1000)));
+    return Number(rows[0]?.unsent ?? 0);
+  }
+
+  async recordDeadLetter(record: DeadLetterRecord): Promise<void> {
+    await this.run('record a dead letter', () => rowsOf(this.exec, q.recordDeadLetterStatement(this.tables, record)));
   }
 
   async health(): Promise<StorageHealth> {

@@ -13,6 +13,7 @@ import {
   jsonb,
   pgSchema,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   unique,
@@ -173,13 +174,36 @@ export function eventBusTables(options: TableOptions = {}) {
     horizonPos: bigint('horizon_pos', { mode: 'number' }).notNull(),
   });
 
+  const relays = table(`${p}event_relays`, {
+    name: text('name').primaryKey(),
+    owner: text('owner'),
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+    cursorTx: xid8('cursor_tx').notNull(),
+    cursorPos: bigint('cursor_pos', { mode: 'number' }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  });
+
+  const relayScheduled = table(
+    `${p}event_relay_scheduled`,
+    {
+      relay: text('relay').notNull(),
+      eventId: uuid('event_id').notNull(),
+      runAt: timestamp('run_at', { withTimezone: true }).notNull(),
+    },
+    (r) => [
+      primaryKey({ columns: [r.relay, r.eventId] }),
+      index(i('idx_event_relay_scheduled_due')).on(r.relay, r.runAt),
+      index(i('idx_event_relay_scheduled_event')).on(r.eventId),
+    ],
+  );
+
   const migrations = table(`${p}event_bus_migrations`, {
     id: integer('id').primaryKey(),
     name: text('name').notNull(),
     appliedAt: timestamp('applied_at', { withTimezone: true }).notNull().defaultNow(),
   });
 
-  return { events, eventSubscriptions, subscribers, ranges, deliveries, deadLetters, state, migrations };
+  return { events, eventSubscriptions, subscribers, ranges, deliveries, deadLetters, state, relays, relayScheduled, migrations };
 }
 
 /** The tables in schema `public` without prefix (the defaults of `migrate` and `postgresStorage`). */
@@ -197,3 +221,7 @@ export const eventRangesTable = defaultTables.ranges;
 export const eventDeliveriesTable = defaultTables.deliveries;
 /** Dead letters, default placement. */
 export const eventDeadLettersTable = defaultTables.deadLetters;
+/** The outbox relay's lease and cursor, default placement. */
+export const eventRelaysTable = defaultTables.relays;
+/** Events waiting for their `deliverAt` before the relay sends them, default placement. */
+export const eventRelayScheduledTable = defaultTables.relayScheduled;

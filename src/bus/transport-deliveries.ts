@@ -107,13 +107,14 @@ export class TransportDeliveries implements DeliverySource {
 
   async register(subscribers: readonly SubscriberRegistration[]): Promise<void> {
     const { transport, storage, leaseMs, member } = this.options;
-    if (this.options.registerWithStorage) await storage.register(subscribers);
+    // The group first, so that a head the relay moves for a registered name never passes events its group was not there for.
     for (const sub of subscribers) {
       if (this.consumers.has(sub.name) || this.stopped) continue;
       const consumer = new Consumer(sub.name, await transport.consume(sub.name, { patterns: sub.patterns, leaseMs, member }));
       this.consumers.set(sub.name, consumer);
       if (this.onWork) this.startConsumer(consumer);
     }
+    if (this.options.registerWithStorage) await storage.register(subscribers);
   }
 
   async watch(onWork: () => void): Promise<() => Promise<void>> {

@@ -6,20 +6,9 @@
  * processes); the Redis and NATS suites run the same paths on real brokers.
  */
 import { describe, expect, it } from 'vitest';
-import { inProcessTransport, NonRetryableError, type Transport } from '../../src/index';
+import { NonRetryableError } from '../../src/index';
+import { brokerStandIn } from '../transport/broker-stand-in';
 import { signup, sleep, testBus } from './fixtures';
-
-function sharedBroker(): Transport {
-  const inner = inProcessTransport();
-  return {
-    name: 'in-process broker',
-    capabilities: { ...inner.capabilities, crossProcess: true },
-    publish: (events) => inner.publish(events),
-    consume: (group, options) => inner.consume(group, options),
-    progress: (groups) => inner.progress!(groups),
-    close: async () => undefined, // shared by the buses of a test; dropped with it
-  };
-}
 
 async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -44,7 +33,7 @@ const user = (i: number) => ({ ...signup, email: `u${i}@example.com` });
 
 describe('delivery from a cross-process transport', () => {
   it('shares a subscriber name\'s work across processes, and gives every name every event', async () => {
-    const transport = sharedBroker();
+    const transport = brokerStandIn();
     const a = testBus({ transport });
     const b = testBus({ transport });
     const welcome: string[] = [];
@@ -63,7 +52,7 @@ describe('delivery from a cross-process transport', () => {
   });
 
   it('retries with the bus\'s own schedule and attempt count, then records the dead letter; redrive runs it again', async () => {
-    const transport = sharedBroker();
+    const transport = brokerStandIn();
     const bus = testBus({ transport, retry: { attempts: 3, minDelayMs: 20, maxDelayMs: 20 } });
     const attempts: number[] = [];
     let heal = false;
@@ -90,7 +79,7 @@ describe('delivery from a cross-process transport', () => {
   });
 
   it('dead-letters at once on NonRetryableError, and keeps a key\'s later events behind a retrying one', async () => {
-    const transport = sharedBroker();
+    const transport = brokerStandIn();
     const bus = testBus({ transport, retry: { attempts: 5, minDelayMs: 30, maxDelayMs: 30 } });
     const order: string[] = [];
     let failedOnce = false;
@@ -118,7 +107,7 @@ describe('delivery from a cross-process transport', () => {
   });
 
   it('replays stored events to the chosen subscriber only', async () => {
-    const transport = sharedBroker();
+    const transport = brokerStandIn();
     const bus = testBus({ transport });
     const seen = { welcome: 0, audit: 0 };
     bus.subscribe('auth.user_signed_up', async () => void (seen.welcome += 1), { name: 'email.welcome' });
@@ -134,7 +123,7 @@ describe('delivery from a cross-process transport', () => {
   });
 
   it('hands back what a stopping process fetched but did not run, for another to run', async () => {
-    const transport = sharedBroker();
+    const transport = brokerStandIn();
     const slow = testBus({ transport, dispatch: { concurrency: 1 } });
     const ran: string[] = [];
     slow.subscribe('auth.user_signed_up', async (e) => {

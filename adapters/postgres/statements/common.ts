@@ -67,13 +67,15 @@ export function settledHorizon(t: TableNames): string {
 
 /**
  * Whether event `e` is processed, derived rather than stored: no delivery of
- * it waits off the happy path, and every active subscriber whose patterns
+ * it waits off the happy path (nor, with a broker, in the relay for its
+ * `deliverAt`), and every active subscriber whose patterns
  * match has passed it with its head and settled it in its ranges. With no
  * active subscriber, events after the stored horizon wait for the first ones.
  * Needs CTE `act`.
  */
 export function processedExpr(t: TableNames): SQL {
-  return sql.raw(`(NOT EXISTS (SELECT 1 FROM ${t.deliveries} d WHERE d.event_id = e.id) AND CASE
+  return sql.raw(`(NOT EXISTS (SELECT 1 FROM ${t.deliveries} d WHERE d.event_id = e.id)
+  AND NOT EXISTS (SELECT 1 FROM ${t.relayScheduled} rs WHERE rs.event_id = e.id) AND CASE
   WHEN EXISTS (SELECT 1 FROM act) THEN NOT EXISTS (
     SELECT 1 FROM act s WHERE ${patternMatchText('s.patterns', 'e.event_type')}
       AND ((e.tx_id, e.position) > (s.head_tx, s.head_pos) OR EXISTS (

@@ -340,6 +340,7 @@ hz AS (${id(settledHorizon(t))}),
 ids AS (
   SELECT e.id FROM ${id(t.events)} e WHERE (e.tx_id, e.position) > (SELECT tx, pos FROM hz)
   UNION SELECT event_id FROM ${id(t.deliveries)}
+  UNION SELECT event_id FROM ${id(t.relayScheduled)}
 ),
 un AS (
   SELECT e.created_at, e.deliver_at FROM ${id(t.events)} e JOIN ids ON ids.id = e.id WHERE NOT ${processedExpr(t)}

@@ -223,3 +223,19 @@ function eventFailed(t: TableNames, source: string, lastError: string): SQL {
   WHERE e.id IN (${id(source)}) RETURNING e.id
 )`;
 }
+
+/**
+ * Records the dead letter of a delivery a transport carried (the event is
+ * found by its `eventId`; the id is the delivery id, as for the storage's own).
+ */
+export function recordDeadLetterStatement(
+  t: TableNames,
+  record: { subscriber: string; event: { eventId: string }; orderingKey?: string; attempts: number; error: unknown },
+): SQL {
+  return sql`
+INSERT INTO ${id(t.deadLetters)} (id, event_id, subscriber, ordering_key, attempts, error, failed_at)
+SELECT md5(e.id::text || ':' || ${record.subscriber})::uuid, e.id, ${record.subscriber}, ${record.orderingKey ?? null},
+  ${record.attempts}, ${json(record.error)}, now()
+FROM ${id(t.events)} e WHERE e.event_id = ${record.event.eventId}
+ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts, error = excluded.error, failed_at = excluded.failed_at`;
+}
