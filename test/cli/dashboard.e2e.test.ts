@@ -75,7 +75,13 @@ async function openBus(target: Target) {
 /** The dashboard binary, started; resolves once it printed its address. */
 async function startDashboard(target: Target, extra: string[] = [], env: Record<string, string> = {}) {
   const run = startCli(['dashboard', '--port', '0', '--catalog', CATALOG, ...extra, ...target.args], { entry: BIN, env });
-  await waitFor(run.stdout, '\n');
+  // The address line, or the reason it never came.
+  await Promise.race([
+    waitFor(run.stdout, '\n'),
+    run.result.then(({ code, stderr }) => {
+      throw new Error(`the dashboard exited with code ${code} before printing its address:\n${stderr}`);
+    }),
+  ]);
   const address = /^Dashboard: (http:\/\/127\.0\.0\.1:\d+)\/dashboard#token=(\S+)$/m.exec(run.stdout());
   if (!address) throw new Error(`no address printed; stdout:\n${run.stdout()}\nstderr:\n${run.stderr()}`);
   const [, origin, token] = address;
