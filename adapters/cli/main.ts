@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `event-bus` binary: migrations, health, stats, the live tail, replay,
- * dead letters, retention and catalog export for a deployment of
- * `@blawby/event-bus` on PostgreSQL or PGlite. See docs/cli.md, and
+ * dead letters, retention, catalog export and a standalone dashboard for a
+ * deployment of `@blawby/event-bus` on PostgreSQL or PGlite. See docs/cli.md, and
  * adapters/cli/README.md for how commands are added.
  *
  * @example

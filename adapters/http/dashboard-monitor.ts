@@ -103,19 +103,11 @@ export class DashboardMonitor {
 
   /** Calls `listener` (at most every `throttleMs`) after something was observed; returns its removal. */
   onChange(listener: () => void, throttleMs = 500): () => void {
-    let timer: NodeJS.Timeout | undefined;
-    const throttled = () => {
-      if (timer) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        listener();
-      }, throttleMs);
-      timer.unref?.();
-    };
-    this.listeners.add(throttled);
+    const { call, cancel } = throttle(listener, throttleMs);
+    this.listeners.add(call);
     return () => {
-      this.listeners.delete(throttled);
-      if (timer) clearTimeout(timer);
+      this.listeners.delete(call);
+      cancel();
     };
   }
 
@@ -133,6 +125,28 @@ export class DashboardMonitor {
   private changed(): void {
     for (const listener of this.listeners) listener();
   }
+}
+
+/**
+ * `call` runs `fn` once, `ms` after the first call since the last run (calls
+ * in between add nothing); `cancel` drops a pending run.
+ */
+export function throttle(fn: () => void, ms: number): { call: () => void; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    call: () => {
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        fn();
+      }, ms);
+      timer.unref?.();
+    },
+    cancel: () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+  };
 }
 
 const monitors = new WeakMap<object, DashboardMonitor>();

@@ -16,7 +16,7 @@
  */
 import { InvalidOptionError } from '@blawby/event-bus';
 import type { Catalog, DeadLetterFilter, EventBus, EventTypeOf, Logger } from '@blawby/event-bus';
-import { dashboardMonitor, type DashboardMonitor } from './dashboard-monitor';
+import { dashboardMonitor, throttle, type DashboardMonitor } from './dashboard-monitor';
 import { DASHBOARD_HTML } from './dashboard-page';
 import type { TextResult } from './metrics-route';
 import { errorResult, fail, type HttpResult } from './route-errors';
@@ -81,8 +81,22 @@ export function resolveDashboardOptions(value: boolean | DashboardOptions | unde
   return { readOnly: value.readOnly ?? false };
 }
 
+/**
+ * Other news for the live stream than what this process observes. The
+ * standalone dashboard of the CLI publishes and handles nothing itself, so it
+ * passes the storage's notifications (another process published).
+ */
+export interface DashboardSignals {
+  /** Calls `listener` when something may have changed; returns what stops it. */
+  changes?(listener: () => void): () => void;
+}
+
 /** Creates the dashboard of `bus` (its counters start now, shared by every dashboard of the bus). */
-export function createDashboard<C extends Catalog>(bus: EventBus<C>, options: DashboardOptions = {}): Dashboard {
+export function createDashboard<C extends Catalog>(
+  bus: EventBus<C>,
+  options: DashboardOptions = {},
+  signals: DashboardSignals = {},
+): Dashboard {
   const monitor = dashboardMonitor(bus);
   const readOnly = options.readOnly ?? false;
   return {
@@ -98,11 +112,16 @@ export function createDashboard<C extends Catalog>(bus: EventBus<C>, options: Da
     },
     stream: (write) => {
       write('retry: 2000\nevent: ready\ndata: {}\n\n');
-      const stop = monitor.onChange(() => write(`event: change\ndata: ${JSON.stringify({ at: Date.now() })}\n\n`));
+      const changed = () => write(`event: change\ndata: ${JSON.stringify({ at: Date.now() })}\n\n`);
+      const stopMonitor = monitor.onChange(changed);
+      const signalled = throttle(changed, 500);
+      const stopSignals = signals.changes?.(signalled.call);
       const ping = setInterval(() => write(': ping\n\n'), 15_000);
       ping.unref?.();
       return () => {
-        stop();
+        stopMonitor();
+        stopSignals?.();
+        signalled.cancel();
         clearInterval(ping);
       };
     },

@@ -3,40 +3,22 @@
  * user's shell runs it: executed through its shebang, it reaches the core
  * through the package's own exports, migrates and checks a PGlite database,
  * and loads both a TypeScript catalog (through tsx) and a compiled one.
- * Builds first when the build is missing or older than the sources (as the
- * packed-package test does); CI builds before testing.
+ * Builds first when the build is missing or older than the sources.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { BIN, ensureBuilt } from './built-bin';
 import { ROOT, runCli } from './run-cli';
 
 // Every test starts CLI processes (about a second each, far more on a loaded machine).
 vi.setConfig({ testTimeout: 240_000 });
 
-const BIN = join(ROOT, 'dist', 'bin', 'event-bus.js');
 const work = mkdtempSync(join(tmpdir(), 'event-bus-bin-'));
 
-function newest(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir, { withFileTypes: true }).reduce((max, d) => {
-    const path = join(dir, d.name);
-    return Math.max(max, d.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }, 0);
-}
-
-beforeAll(() => {
-  const sources = Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'adapters')), statSync(join(ROOT, 'tsup.config.ts')).mtimeMs);
-  const stale = [BIN, join(ROOT, 'dist', 'index.js'), join(ROOT, 'dist', 'postgres.js')].find(
-    (f) => !existsSync(f) || statSync(f).mtimeMs < sources,
-  );
-  if (stale) {
-    process.stderr.write(`[bin test] ${stale} is missing or older than the sources: running npm run build\n`);
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-  }
-}, 300_000);
+beforeAll(ensureBuilt, 300_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('dist/bin/event-bus.js', () => {

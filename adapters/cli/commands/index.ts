@@ -6,6 +6,7 @@
 import type { Command } from '../command';
 import { catalogExport } from './catalog-export';
 import { catalogImport } from './catalog-import';
+import { dashboard } from './dashboard';
 import { dlqDiscard } from './dlq-discard';
 import { dlqList } from './dlq-list';
 import { dlqRedrive } from './dlq-redrive';
@@ -29,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   dlqRedrive,
   dlqDiscard,
   purge,
+  dashboard,
   catalogExport,
   catalogImport,
 ];
