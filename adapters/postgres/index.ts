@@ -29,6 +29,7 @@
 export { postgresStorage } from './postgres-storage';
 export type { PostgresStorage, PostgresStorageOptions, PostgresWarningOptions, PurgeOptions } from './postgres-storage';
 export type { RetentionOptions, RetentionStats } from './retention';
+export type { RelayTuning } from './relay';
 export { migrate, migrationSql } from './migrate';
 export type { MigrateOptions, MigrateResult } from './migrate';
 export type { MigrationOptions } from './migrations';
