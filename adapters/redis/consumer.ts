@@ -16,7 +16,7 @@
  */
 import { matchesPattern, type ConsumeOptions, type TransportConsumer, type TransportDelivery, type TransportEvent } from '@blawby/event-bus';
 import type { Redis } from 'ioredis';
-import { isMissingGroup, unavailable, type TransportContext } from './context';
+import { CLOSE_TIMEOUT_MS, isMissingGroup, unavailable, within, type TransportContext } from './context';
 import { decodeEvent, readReply, type StoredEvent } from './entries';
 import { PartitionLeases, type OwnedPartition } from './partition-leases';
 import { CLAIM_UNORDERED, run, SETTLE_UNORDERED, TAKE_OVER_PARTITION } from './scripts';
@@ -58,6 +58,8 @@ export class RedisConsumer implements TransportConsumer {
   private blockingId: number | undefined;
   private blockedRead = false;
   private closed = false;
+  private markClosed!: () => void;
+  private readonly closing = new Promise<void>((resolve) => (this.markClosed = resolve));
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -86,23 +88,27 @@ export class RedisConsumer implements TransportConsumer {
     // One fetch at a time: the blocking connection serves one read at a time.
     const next = this.queue.then(() => this.fetchNow(max, waitMs, signal));
     this.queue = next.catch(() => undefined);
-    return next;
+    // close() answers a waiting fetch at once, even when Redis does not answer (what it read stays pending: leases).
+    return Promise.race([next, this.closing.then(() => [])]);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.onClose();
-    await this.unblock();
-    await this.queue;
-    try {
+    this.markClosed();
+    void this.unblock();
+    // Leaving is a courtesy (the leases run out anyway): a Redis that does not answer does not hold close() up.
+    const left = await within(CLOSE_TIMEOUT_MS, async () => {
+      await this.queue;
       await this.leases.stop();
       await this.releaseUnordered();
-    } catch (err) {
+    }).catch((err: unknown) => {
       this.ctx.logger.warn({ err, group: this.group, member: this.member }, 'redis transport: leaving the group failed; leases run out instead');
-    } finally {
-      this.blocking.disconnect();
-    }
+      return true;
+    });
+    if (!left) this.ctx.logger.warn({ group: this.group, member: this.member }, 'redis transport: Redis did not answer while leaving the group; leases run out instead');
+    this.blocking.disconnect();
   }
 
   private async fetchNow(max: number, waitMs: number, signal: AbortSignal | undefined): Promise<TransportDelivery[]> {

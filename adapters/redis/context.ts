@@ -28,3 +28,17 @@ export function isMissingGroup(err: unknown): boolean {
   const cause = EventBusError.is(err) ? err.cause : err;
   return cause instanceof Error && cause.message.includes('NOGROUP');
 }
+
+/** How long `close()` waits for Redis to answer the goodbyes (lease releases, QUIT). */
+export const CLOSE_TIMEOUT_MS = 2000;
+
+/** Runs `work`; resolves `true` when it finished within `ms`, `false` when it was left running. */
+export async function within(ms: number, work: () => Promise<unknown>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work().then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

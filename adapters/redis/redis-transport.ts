@@ -17,7 +17,7 @@ import {
 } from '@blawby/event-bus';
 import { Redis } from 'ioredis';
 import { RedisConsumer } from './consumer';
-import { unavailable, type TransportContext } from './context';
+import { CLOSE_TIMEOUT_MS, unavailable, within, type TransportContext } from './context';
 import { compareIds, encodeEvent } from './entries';
 import { keysOf, partitionOf, type Keys } from './keys';
 import { ENSURE_GROUP, PROGRESS, PUBLISH, run, TRIM } from './scripts';
@@ -176,9 +176,9 @@ class RedisStreamsTransport implements RedisTransport {
     this.closed = true;
     if (this.trimTimer) clearInterval(this.trimTimer);
     await Promise.all([...this.consumers].map((c) => c.close()));
-    await this.ready?.catch(() => undefined);
     if (this.ownsClient) {
-      await this.client.quit().catch(() => this.client.disconnect());
+      const quit = await within(CLOSE_TIMEOUT_MS, () => this.client.quit()).catch(() => false);
+      if (!quit) this.client.disconnect();
     }
   }
 

@@ -149,4 +149,20 @@ describe.skipIf(reason !== null)(`redis transport faults${reason ? ` (skipped: $
     expect(again.map((d) => d.event.eventId).sort()).toEqual(before.slice(1).map((e) => e.event.eventId).sort());
     expect(await transport.progress!(['g'])).toEqual({ intact: true, oldestPending: { g: null } });
   }, 60_000);
+
+  it('closes promptly while Redis is down', async () => {
+    const transport = redisTransport({ url: server.url, prefix: 'down' });
+    const consumer = await transport.consume('g', { patterns: ['*'], leaseMs: LEASE_MS, member: 'm1' });
+    const fetching = consumer.fetch(5, 30_000).catch(() => []);
+    await server.stop();
+    try {
+      const started = Date.now();
+      await consumer.close();
+      await transport.close();
+      expect(await fetching).toEqual([]);
+      expect(Date.now() - started).toBeLessThan(6000);
+    } finally {
+      await server.start();
+    }
+  }, 30_000);
 });
