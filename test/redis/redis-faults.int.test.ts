@@ -6,7 +6,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BaseEvent, TransportConsumer, TransportDelivery, TransportEvent } from '@blawby/event-bus';
+import { Redis } from 'ioredis';
+import { EventBusError, type BaseEvent, type TransportConsumer, type TransportDelivery, type TransportEvent } from '@blawby/event-bus';
 import { redisTransport, type RedisTransport } from '@blawby/event-bus/redis';
 import { startThrowawayRedis, throwawayRedisUnavailable, type ThrowawayRedis } from './fixtures/throwaway-redis';
 
@@ -149,6 +150,29 @@ describe.skipIf(reason !== null)(`redis transport faults${reason ? ` (skipped: $
     expect(again.map((d) => d.event.eventId).sort()).toEqual(before.slice(1).map((e) => e.event.eventId).sort());
     expect(await transport.progress!(['g'])).toEqual({ intact: true, oldestPending: { g: null } });
   }, 60_000);
+
+  it('refuses a Redis that may evict the streams (allkeys-*), and warns about volatile-*', async () => {
+    const admin = new Redis(server.url);
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (_fields: object, message?: string) => void warnings.push(message ?? '') };
+    try {
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      const refused = redisTransport({ url: server.url, prefix: 'policy' });
+      const err = await refused.publish([event()]).catch((e: unknown) => e);
+      expect(EventBusError.is(err, 'TRANSPORT_MISCONFIGURED')).toBe(true);
+      expect((err as Error).message).toMatch(/maxmemory-policy is "allkeys-lru".*noeviction/);
+      await refused.close();
+
+      await admin.config('SET', 'maxmemory-policy', 'volatile-lru');
+      const warned = redisTransport({ url: server.url, prefix: 'policy', logger });
+      await warned.publish([event()]);
+      await warned.close();
+      expect(warnings.some((w) => w.includes('maxmemory-policy'))).toBe(true);
+    } finally {
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      admin.disconnect();
+    }
+  });
 
   it('closes promptly while Redis is down', async () => {
     const transport = redisTransport({ url: server.url, prefix: 'down' });
