@@ -8,6 +8,7 @@ export default defineConfig({
     alias: [
       { find: /^@blawby\/event-bus\/testing$/, replacement: here('./src/testing/index.ts') },
       { find: /^@blawby\/event-bus\/postgres$/, replacement: here('./adapters/postgres/index.ts') },
+      { find: /^@blawby\/event-bus\/redis$/, replacement: here('./adapters/redis/index.ts') },
       { find: /^@blawby\/event-bus\/fastify$/, replacement: here('./adapters/fastify/index.ts') },
       { find: /^@blawby\/event-bus\/express$/, replacement: here('./adapters/express/index.ts') },
       { find: /^@blawby\/event-bus\/hono$/, replacement: here('./adapters/hono/index.ts') },

@@ -1,0 +1,385 @@
+/**
+ * One member of a consumer group on Redis Streams.
+ *
+ * Unordered events: every member reads the shared stream with XREADGROUP;
+ * a delivery is the member's while it is pending with it and not idle past
+ * the lease, after which any member takes it with XAUTOCLAIM. Retries park
+ * the entry, still pending, with a parking consumer and a not-before time in
+ * the group's due set.
+ *
+ * Keyed events: each key partition of the group is owned by one member
+ * through a lease key (see partition-leases.ts). The owner reads the
+ * partition's entries into an in-memory window and hands out only the
+ * oldest unsettled entry of each key, so a key's events go one at a time, in
+ * order. The window's entries stay pending with the owner, so a member that
+ * takes the partition over finds them in the pending list, in order.
+ */
+import { matchesPattern, type ConsumeOptions, type TransportConsumer, type TransportDelivery, type TransportEvent } from '@blawby/event-bus';
+import type { Redis } from 'ioredis';
+import { CLOSE_TIMEOUT_MS, isMissingGroup, unavailable, within, type TransportContext } from './context';
+import { decodeEvent, readReply, type StoredEvent } from './entries';
+import { PartitionLeases, type OwnedPartition } from './partition-leases';
+import { CLAIM_UNORDERED, run, SETTLE_UNORDERED, TAKE_OVER_PARTITION } from './scripts';
+
+/** Entries a partition owner holds in memory at most; past it, that partition is not read further until some settle. */
+export const READ_AHEAD = 1000;
+
+/** The consumer a retried unordered entry is parked with until it is due. */
+const PARKING = '~retry-wait';
+
+/** Entries per page when a new owner reads a partition's pending list. */
+const TAKE_OVER_PAGE = 200;
+
+/** An entry in a partition owner's window. */
+export interface WindowEntry {
+  readonly id: string;
+  readonly message: TransportEvent;
+  /** Times handed out so far (the pending list's delivery counter mirrors it). */
+  handouts: number;
+  /** Handed out and held until then (ms epoch); 0 when not held. */
+  heldUntil: number;
+  /** Not handed out before this time (ms epoch); 0 when due. */
+  notBefore: number;
+  /** The current hand-out: a settle call from an earlier one does nothing. */
+  token: number;
+}
+
+/** A member of group `group`. Created by the transport's `consume`. */
+export class RedisConsumer implements TransportConsumer {
+  private readonly patterns: readonly string[];
+  private readonly leaseMs: number;
+  private readonly member: string;
+  private readonly leases: PartitionLeases;
+  /** How often a waiting fetch looks again for deliveries whose holder's lease ran out. */
+  private readonly pollMs: number;
+  private cursor = '0-0';
+  private nextDueAt = 0;
+  private tokens = 0;
+  private blockingId: number | undefined;
+  private blockedRead = false;
+  private closed = false;
+  private markClosed!: () => void;
+  private readonly closing = new Promise<void>((resolve) => (this.markClosed = resolve));
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: TransportContext,
+    private readonly group: string,
+    options: ConsumeOptions,
+    private readonly blocking: Redis,
+    private readonly onClose: () => void,
+  ) {
+    this.patterns = [...options.patterns];
+    this.leaseMs = options.leaseMs;
+    this.member = options.member;
+    this.pollMs = Math.max(20, Math.min(1000, Math.floor(options.leaseMs / 4)));
+    this.leases = new PartitionLeases(ctx, group, options.member, options.leaseMs);
+    this.blocking.on('ready', () => void this.learnBlockingId());
+  }
+
+  /** Connects the blocking connection and takes a first share of the key partitions. */
+  async start(): Promise<void> {
+    if (this.blocking.status === 'wait') await this.blocking.connect();
+    await this.learnBlockingId();
+    await this.leases.start();
+  }
+
+  fetch(max: number, waitMs: number, signal?: AbortSignal): Promise<TransportDelivery[]> {
+    // One fetch at a time: the blocking connection serves one read at a time.
+    const next = this.queue.then(() => this.fetchNow(max, waitMs, signal));
+    this.queue = next.catch(() => undefined);
+    // close() answers a waiting fetch at once, even when Redis does not answer (what it read stays pending: leases).
+    return Promise.race([next, this.closing.then(() => [])]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose();
+    this.markClosed();
+    void this.unblock();
+    // Leaving is a courtesy (the leases run out anyway): a Redis that does not answer does not hold close() up.
+    const left = await within(CLOSE_TIMEOUT_MS, async () => {
+      await this.queue;
+      await this.leases.stop();
+      await this.releaseUnordered();
+    }).catch((err: unknown) => {
+      this.ctx.logger.warn({ err, group: this.group, member: this.member }, 'redis transport: leaving the group failed; leases run out instead');
+      return true;
+    });
+    if (!left) this.ctx.logger.warn({ group: this.group, member: this.member }, 'redis transport: Redis did not answer while leaving the group; leases run out instead');
+    this.blocking.disconnect();
+  }
+
+  private async fetchNow(max: number, waitMs: number, signal: AbortSignal | undefined): Promise<TransportDelivery[]> {
+    const out: TransportDelivery[] = [];
+    if (max <= 0) return out;
+    const deadline = Date.now() + Math.max(0, waitMs);
+    const onAbort = () => void this.unblock();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        if (this.closed || signal?.aborted) return out;
+        try {
+          await this.handOutKeyed(out, max);
+          if (out.length < max) await this.claimUnordered(out, max);
+          await this.readPendingOfNewPartitions();
+          await this.handOutKeyed(out, max);
+          if (out.length < max) {
+            await this.read(out, max - out.length, out.length > 0 ? 0 : this.blockFor(deadline));
+            await this.handOutKeyed(out, max);
+          }
+        } catch (err) {
+          if (!isMissingGroup(err) || out.length > 0) throw err;
+          // Redis lost the group (a restart without persistence): make it again and go on.
+          this.ctx.logger.warn({ group: this.group }, 'redis transport: consumer group missing, creating it again');
+          await this.ctx.ensureGroup(this.group, this.patterns);
+          this.cursor = '0-0';
+        }
+        if (out.length > 0 || Date.now() >= deadline) return out;
+      }
+    } catch (err) {
+      throw unavailable('fetch', err);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** How long the next read may block: until the deadline, a local retry/lease time, a due retry, or the next lease poll. */
+  private blockFor(deadline: number): number {
+    const now = Date.now();
+    let until = Math.min(deadline, now + this.pollMs, this.leases.nextChange(now));
+    if (this.nextDueAt > 0) until = Math.min(until, this.nextDueAt);
+    return Math.max(0, until - now);
+  }
+
+  private matches(stored: StoredEvent): boolean {
+    return this.patterns.some((p) => matchesPattern(p, stored.eventType));
+  }
+
+  // ---------------------------------------------------------------- unordered
+
+  /** Delayed entries now due, and entries whose holder's lease ran out. */
+  private async claimUnordered(out: TransportDelivery[], max: number): Promise<void> {
+    const { keys, client } = this.ctx;
+    const reply = (await run(client, CLAIM_UNORDERED, [keys.unordered, keys.unorderedDue(this.group)], [
+      this.group,
+      this.member,
+      this.leaseMs,
+      this.cursor,
+      max - out.length,
+      PARKING,
+    ])) as [string, string, string, [string, number, string[]][]];
+    const [cursor, nextDue, serverNow, taken] = reply;
+    this.cursor = cursor;
+    // The due time is in server time: keep only the distance to it.
+    this.nextDueAt = nextDue === '' ? 0 : Date.now() + Math.max(0, Number(nextDue) - Number(serverNow));
+    const foreign: string[] = [];
+    for (const [id, count, fields] of taken) {
+      const stored = decodeEvent(id, fields);
+      if (!stored || !this.matches(stored)) foreign.push(id);
+      else out.push(this.unorderedDelivery(stored, Number(count)));
+    }
+    if (foreign.length > 0) await client.xack(keys.unordered, this.group, ...foreign);
+  }
+
+  private unorderedDelivery(stored: StoredEvent, deliveryCount: number): TransportDelivery {
+    const settle = async (mode: 'ack' | 'retry' | 'extend', delayMs = 0): Promise<boolean> => {
+      const { keys, client } = this.ctx;
+      try {
+        const done = await run(client, SETTLE_UNORDERED, [keys.unordered, keys.unorderedDue(this.group)], [
+          mode,
+          this.group,
+          this.member,
+          stored.id,
+          deliveryCount,
+          this.leaseMs,
+          Math.max(0, Math.ceil(Number.isFinite(delayMs) ? delayMs : 0)),
+          PARKING,
+        ]);
+        return done === 1;
+      } catch (err) {
+        throw unavailable(mode, err);
+      }
+    };
+    return {
+      ...messageFields(stored.message),
+      deliveryCount,
+      ack: async () => void (await settle('ack')),
+      retry: async (delayMs) => void (await settle('retry', delayMs)),
+      extend: () => settle('extend'),
+    };
+  }
+
+  /** Lets other members take this member's unordered deliveries at once: marks them idle past the lease. */
+  private async releaseUnordered(): Promise<void> {
+    const { keys, client } = this.ctx;
+    const pending = (await client.call('XPENDING', keys.unordered, this.group, '-', '+', 1000, this.member)) as [string][] | null;
+    const ids = (pending ?? []).map((p) => String(p[0]));
+    if (ids.length > 0) await client.call('XCLAIM', keys.unordered, this.group, this.member, 0, ...ids, 'IDLE', this.leaseMs, 'JUSTID');
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** New entries of the unordered stream and of the owned partitions (XREADGROUP, blocking up to `blockMs` when not 0). */
+  private async read(out: TransportDelivery[], count: number, blockMs: number): Promise<void> {
+    const { keys, client } = this.ctx;
+    const partitions = this.leases.readable(READ_AHEAD);
+    const streams = [keys.unordered, ...partitions.map((p) => p.stream)];
+    const args: (string | number)[] = ['GROUP', this.group, this.member, 'COUNT', count];
+    if (blockMs > 0) args.push('BLOCK', blockMs);
+    args.push('STREAMS', ...streams, ...streams.map(() => '>'));
+    this.blockedRead = blockMs > 0;
+    let reply: unknown;
+    try {
+      reply = await this.blocking.call('XREADGROUP', ...args);
+    } finally {
+      this.blockedRead = false;
+    }
+    const byStream = readReply(reply);
+    const foreign: string[] = [];
+    for (const entry of byStream.get(keys.unordered) ?? []) {
+      const stored = decodeEvent(entry.id, entry.fields);
+      if (!stored || !this.matches(stored)) foreign.push(entry.id);
+      else out.push(this.unorderedDelivery(stored, 1));
+    }
+    const acks: Promise<unknown>[] = [];
+    if (foreign.length > 0) acks.push(client.xack(keys.unordered, this.group, ...foreign));
+    for (const part of partitions) {
+      const entries = byStream.get(part.stream);
+      if (!entries?.length) continue;
+      const kept: string[] = [];
+      const other: string[] = [];
+      for (const entry of entries) {
+        const stored = decodeEvent(entry.id, entry.fields);
+        if (!stored || !this.matches(stored)) {
+          other.push(entry.id);
+          continue;
+        }
+        kept.push(entry.id);
+        part.entries.push({ id: entry.id, message: stored.message, handouts: 0, heldUntil: 0, notBefore: 0, token: 0 });
+      }
+      if (other.length > 0) acks.push(client.xack(part.stream, this.group, ...other));
+      // Read ahead is not handed out yet: its delivery counter says 0 until it is, so a new owner counts right.
+      if (kept.length > 0) acks.push(client.call('XCLAIM', part.stream, this.group, this.member, 0, ...kept, 'RETRYCOUNT', 0, 'JUSTID'));
+    }
+    await Promise.all(acks);
+  }
+
+  /** A newly owned partition's pending entries (the previous owner's, in order) come before any new entry. */
+  private async readPendingOfNewPartitions(): Promise<void> {
+    const { keys, client } = this.ctx;
+    for (const part of this.leases.takingOver(READ_AHEAD)) {
+      const [size, rows] = (await run(client, TAKE_OVER_PARTITION, [part.stream, keys.keyedDue(this.group)], [
+        this.group,
+        this.member,
+        part.pendingCursor!,
+        TAKE_OVER_PAGE,
+      ])) as [number, [string, number, string, string[]][]];
+      if (!this.leases.owns(part)) continue;
+      const other: string[] = [];
+      for (const [id, count, due, fields] of rows) {
+        const stored = decodeEvent(id, fields);
+        if (!stored || !this.matches(stored)) other.push(id);
+        else part.entries.push({ id, message: stored.message, handouts: Number(count), heldUntil: 0, notBefore: due === '' ? 0 : Number(due), token: 0 });
+      }
+      const last = rows.at(-1)?.[0];
+      part.pendingCursor = Number(size) < TAKE_OVER_PAGE ? null : last !== undefined ? `(${last}` : part.pendingCursor;
+      if (other.length > 0) await client.xack(part.stream, this.group, ...other);
+    }
+  }
+
+  // ---------------------------------------------------------------- keyed
+
+  /** Hands out the oldest entry of each key in the owned partitions, when it is neither held nor waiting for its retry. */
+  private async handOutKeyed(out: TransportDelivery[], max: number): Promise<void> {
+    const { keys, client } = this.ctx;
+    const now = Date.now();
+    const writes: Promise<unknown>[] = [];
+    for (const part of this.leases.serving()) {
+      const blocked = new Set<string>();
+      for (const entry of part.entries) {
+        if (out.length >= max) break;
+        const key = entry.message.orderingKey ?? '';
+        if (blocked.has(key)) continue;
+        blocked.add(key); // later entries of the key wait for this one
+        if (entry.heldUntil > now || entry.notBefore > now) continue;
+        const wasDelayed = entry.notBefore > 0;
+        entry.handouts += 1;
+        entry.heldUntil = now + this.leaseMs;
+        entry.notBefore = 0;
+        entry.token = ++this.tokens;
+        writes.push(client.call('XCLAIM', part.stream, this.group, this.member, 0, entry.id, 'RETRYCOUNT', entry.handouts, 'JUSTID'));
+        if (wasDelayed) writes.push(client.zrem(keys.keyedDue(this.group), entry.id));
+        out.push(this.keyedDelivery(part, entry));
+      }
+    }
+    await Promise.all(writes);
+  }
+
+  private keyedDelivery(part: OwnedPartition, entry: WindowEntry): TransportDelivery {
+    const token = entry.token;
+    const holds = () => entry.token === token && this.leases.owns(part) && part.entries.includes(entry);
+    const { keys, client } = this.ctx;
+    return {
+      ...messageFields(entry.message),
+      deliveryCount: entry.handouts,
+      ack: async () => {
+        if (!holds()) return;
+        try {
+          await Promise.all([client.xack(part.stream, this.group, entry.id), client.zrem(keys.keyedDue(this.group), entry.id)]);
+        } catch (err) {
+          throw unavailable('ack', err);
+        }
+        const at = part.entries.indexOf(entry);
+        if (at >= 0) part.entries.splice(at, 1);
+      },
+      retry: async (delayMs) => {
+        if (!holds()) return;
+        const notBefore = Date.now() + Math.max(0, Number.isFinite(delayMs) ? delayMs : 0);
+        entry.heldUntil = 0;
+        entry.notBefore = notBefore;
+        entry.token = ++this.tokens;
+        // Kept in Redis too, so a member taking the partition over honours the delay.
+        try {
+          await client.zadd(keys.keyedDue(this.group), notBefore, entry.id);
+        } catch (err) {
+          throw unavailable('retry', err);
+        }
+      },
+      extend: async () => {
+        if (!holds() || entry.heldUntil <= Date.now()) return false;
+        entry.heldUntil = Date.now() + this.leaseMs;
+        return true;
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- blocking connection
+
+  private async learnBlockingId(): Promise<void> {
+    try {
+      this.blockingId = Number(await this.blocking.client('ID'));
+    } catch {
+      this.blockingId = undefined;
+    }
+  }
+
+  /** Ends a blocked read at once (CLIENT UNBLOCK from the command connection): it returns what it has. */
+  private async unblock(): Promise<void> {
+    if (!this.blockedRead || this.blockingId === undefined) return;
+    try {
+      await this.ctx.client.call('CLIENT', 'UNBLOCK', this.blockingId);
+    } catch (err) {
+      this.ctx.logger.debug({ err }, 'redis transport: could not unblock a read; it ends at its timeout');
+    }
+  }
+}
+
+function messageFields(message: TransportEvent): Pick<TransportDelivery, 'event' | 'orderingKey' | 'position'> {
+  return {
+    event: message.event,
+    ...(message.orderingKey !== undefined ? { orderingKey: message.orderingKey } : {}),
+    ...(message.position !== undefined ? { position: message.position } : {}),
+  };
+}
