@@ -113,7 +113,7 @@ export class NatsTransport implements Transport {
       throw unavailable(`create the consumers of group "${group}"`, err);
     }
     const log = this.options.logger;
-    let consumer: NatsConsumer | undefined;
+    const self: { consumer?: NatsConsumer } = {};
     const ctx: GroupContext = {
       ...broker,
       names: this.names,
@@ -124,7 +124,7 @@ export class NatsTransport implements Transport {
       filter,
       logger: log.child ? log.child({ transport: 'nats', group, member: options.member }) : log,
       ackTimeoutMs: this.options.ackTimeoutMs,
-      wake: () => consumer?.wake(),
+      wake: () => self.consumer?.wake(),
       recover: async (name) => {
         const spec = specs.get(name);
         if (!spec || (await consumerInfo(broker.jsm, this.names.eventStream, name).catch(() => true))) return;
@@ -134,7 +134,8 @@ export class NatsTransport implements Transport {
         await ensureConsumer(broker.jsm, this.names.eventStream, spec, 0);
       },
     };
-    consumer = new NatsConsumer(ctx, u.name, () => this.consumers.delete(consumer!));
+    const consumer = new NatsConsumer(ctx, u.name, () => this.consumers.delete(consumer));
+    self.consumer = consumer;
     this.consumers.add(consumer);
     await consumer.open();
     return consumer;
