@@ -139,7 +139,7 @@ describe.skipIf(reason !== null)(`NATS transport faults${reason ? ` (skipped: ${
     // The second keyed event comes once the first is acknowledged; leave it unacknowledged too.
     const [second] = await consumer.fetch(1, 3000);
     expect(second?.event.eventId).toBe(sent[5]!.event.eventId);
-    expect(await t.progress(['g'])).toEqual({ intact: true, oldestPending: { g: '1:3' } });
+    expect(await t.progress!(['g'])).toEqual({ intact: true, oldestPending: { g: '1:3' } });
 
     await server.stop();
     await new Promise((r) => setTimeout(r, 300));
@@ -164,6 +164,6 @@ describe.skipIf(reason !== null)(`NATS transport faults${reason ? ` (skipped: ${
     expect(ids(rest).sort()).toEqual(ids(expected).sort());
     expect(ids(rest.filter((d) => d.orderingKey === 'k'))).toEqual(ids([sent[5]!, sent[6]!, later[1]!]));
     expect(await consumer.fetch(10, LEASE_MS + 500)).toEqual([]);
-    expect(await t.progress(['g'])).toEqual({ intact: true, oldestPending: { g: null } });
+    expect(await t.progress!(['g'])).toEqual({ intact: true, oldestPending: { g: null } });
   });
 });
