@@ -104,14 +104,15 @@ export class KeyedPartition {
     this.draining = true;
     this.running = false;
     if (!giveBack) {
+      // Taken away: drop everything now; the loop ends on its own.
       this.abandoned = true;
       this.current?.stop();
+      this.entries = [];
+      return;
     }
-    await this.loop; // with giveBack, what the last pull brings is given back too
+    await this.loop; // what the last pull brings is given back too
     this.abandoned = true;
-    if (giveBack) {
-      for (const entry of this.entries) if (entry.state === 'ready' || entry.state === 'out') nak(this.ctx.nc, entry.message.reply, 0);
-    }
+    for (const entry of this.entries) if (entry.state === 'ready' || entry.state === 'out') nak(this.ctx.nc, entry.message.reply, 0);
     this.entries = [];
   }
 

@@ -101,6 +101,7 @@ export class NatsConsumer implements TransportConsumer, PartitionHost {
   /** Keyed deliveries, starting at another partition each time so none starves. */
   private takeKeyed(max: number): TransportDelivery[] {
     const out: TransportDelivery[] = [];
+    if (!this.leases.confident()) return out;
     const owned = [...this.partitions.values()];
     this.turn = (this.turn + 1) % Math.max(1, owned.length);
     for (let i = 0; i < owned.length && out.length < max; i++) {
@@ -116,6 +117,7 @@ export class NatsConsumer implements TransportConsumer, PartitionHost {
         await this.leases.tick();
         for (const keyed of this.partitions.values()) keyed.keepAlive();
         this.unordered.keepAlive();
+        this.wake(); // partitions may have changed hands, or become safe to hand out again
       } catch (err) {
         this.ctx.logger.warn({ err, group: this.ctx.group }, 'nats transport: lease round failed');
       } finally {
