@@ -12,6 +12,7 @@ export default defineConfig({
       { find: /^@blawby\/event-bus\/fastify$/, replacement: here('./adapters/fastify/index.ts') },
       { find: /^@blawby\/event-bus\/express$/, replacement: here('./adapters/express/index.ts') },
       { find: /^@blawby\/event-bus\/hono$/, replacement: here('./adapters/hono/index.ts') },
+      { find: /^@blawby\/event-bus\/nats$/, replacement: here('./adapters/nats/index.ts') },
       { find: /^@blawby\/event-bus\/prometheus$/, replacement: here('./adapters/prometheus/index.ts') },
       { find: /^@blawby\/event-bus\/opentelemetry$/, replacement: here('./adapters/opentelemetry/index.ts') },
       { find: /^@blawby\/event-bus$/, replacement: here('./src/index.ts') },

@@ -4,10 +4,10 @@
  * a reason (or, for PostgreSQL, run on PGlite only).
  */
 export default function setup(): void {
-  // Add NATS_URL here with its transport's suite.
   const lines = [
     ['DATABASE_URL', 'PostgreSQL suites run on PGlite only, not on a real server'],
-    ['REDIS_URL', 'the Redis transport contract suite is skipped'],
+    ['REDIS_URL', 'the Redis transport suites are skipped'],
+    ['NATS_URL', 'the NATS transport suites are skipped'],
   ]
     .filter(([name]) => !process.env[name!])
     .map(([name, effect]) => `  ${name} is not set: ${effect}`);
