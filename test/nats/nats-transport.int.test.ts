@@ -102,6 +102,32 @@ describe.skipIf(reason !== null)(`NATS transport${reason ? ` (skipped: ${reason}
       expect(await t.progress!(['several', 'one'])).toEqual({ intact: true, oldestPending: { several: null, one: null } });
     });
 
+    it('shares the key partitions with a member that joins, each key staying in order across the hand-over', async () => {
+      const first = transport();
+      const m1 = await first.consume('g', { patterns: ['*'], leaseMs: 1500, member: member() });
+      const keys = Array.from({ length: 32 }, (_, i) => `key${i}`);
+      const sent = [0, 1, 2].flatMap(() => keys.map((k) => event('auth.user_signed_up', { orderingKey: k })));
+      await first.publish(sent);
+      const handled: { id: string; key: string; by: string }[] = [];
+      const take = async (c: TransportConsumer, by: string) => {
+        const batch = await c.fetch(8, 200);
+        for (const d of batch) {
+          handled.push({ id: d.event.eventId, key: d.orderingKey!, by });
+          await d.ack();
+        }
+      };
+      while (handled.length < 20) await take(m1, 'm1');
+      const m2 = await transport().consume('g', { patterns: ['*'], leaseMs: 1500, member: member() });
+      const deadline = Date.now() + 20_000;
+      while (handled.length < sent.length && Date.now() < deadline) await Promise.all([take(m1, 'm1'), take(m2, 'm2')]);
+      expect(handled.map((h) => h.id).sort()).toEqual(sent.map((e) => e.event.eventId).sort());
+      for (const k of keys) {
+        expect(handled.filter((h) => h.key === k).map((h) => h.id)).toEqual(sent.filter((e) => e.orderingKey === k).map((e) => e.event.eventId));
+      }
+      // The newcomer got its share of the partitions (so of the keys).
+      expect(new Set(handled.filter((h) => h.by === 'm2').map((h) => h.key)).size).toBeGreaterThan(4);
+    });
+
     it('drops a second publish of the same eventId (deduplicates)', async () => {
       const t = transport();
       const a = await t.consume('a', { patterns: ['*'], leaseMs: 1500, member: member() });
