@@ -57,7 +57,11 @@ export class KeyedPartition {
   start(): void {
     if (this.running || this.abandoned) return;
     this.running = true;
-    this.loop = this.run();
+    const previous = this.loop; // a loop told to stop may still be ending its last pull
+    this.loop = (async () => {
+      await previous;
+      await this.run();
+    })();
   }
 
   /** Stops pulling once the pull under way ends (nothing it brings is lost). */

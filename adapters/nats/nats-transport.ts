@@ -158,7 +158,12 @@ export class NatsTransport implements Transport {
     this.stream = { created: info.created, lastSeq: info.state.last_seq };
     const oldestPending: Record<string, string | null> = {};
     try {
-      await Promise.all(groups.map(async (g) => (oldestPending[g] = await this.oldestPending(jsm, g))));
+      await Promise.all(
+        groups.map(async (g) => {
+          const oldest = await this.oldestPending(jsm, g);
+          if (oldest !== undefined) oldestPending[g] = oldest;
+        }),
+      );
     } catch (err) {
       throw unavailable('read the consumers', err);
     }
@@ -170,18 +175,25 @@ export class NatsTransport implements Transport {
     return this.closing;
   }
 
-  /** The group's oldest unacknowledged event across its consumers, in stream order, as its position. */
-  private async oldestPending(jsm: JetStreamManager, group: string): Promise<string | null> {
+  /**
+   * The group's oldest unacknowledged event across its consumers, in stream
+   * order, as its position; `undefined` when the broker has no consumer of
+   * the group (it never joined, or the stream was lost): nothing can be said.
+   */
+  private async oldestPending(jsm: JetStreamManager, group: string): Promise<string | null | undefined> {
     const names = [unorderedConsumer(group), ...Array.from({ length: this.options.partitions }, (_, p) => partitionConsumer(group, p))];
+    let known = false;
     const candidates = await Promise.all(
       names.map(async (name): Promise<StoredMsg | null> => {
         const info = await consumerInfo(jsm, this.names.eventStream, name);
+        if (info) known = true;
         if (!info || info.num_ack_pending + info.num_pending === 0) return null;
         // Everything up to the ack floor is acknowledged: the first event of the consumer after it is not.
         const from = Math.max(info.ack_floor.stream_seq + 1, info.config.opt_start_seq ?? 1);
         return jsm.direct.getMessage(this.names.eventStream, { next_by_subj: info.config.filter_subject ?? '>', seq: from });
       }),
     );
+    if (!known) return undefined;
     let oldest: StoredMsg | null = null;
     for (const c of candidates) if (c && (!oldest || c.seq < oldest.seq)) oldest = c;
     return oldest ? (decodeEvent(oldest.data)?.position ?? null) : null;
