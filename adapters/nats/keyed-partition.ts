@@ -90,6 +90,12 @@ export class KeyedPartition {
     return out;
   }
 
+  /** Forgets everything taken so far and waits for the hand-over check again (the stream was replaced). */
+  reset(): void {
+    this.entries = [];
+    this.gated = true;
+  }
+
   /** Keeps held-back events from being redelivered, and retries acknowledgements that failed. */
   keepAlive(): void {
     if (this.abandoned) return;

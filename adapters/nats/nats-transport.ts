@@ -49,6 +49,9 @@ export class NatsTransport implements Transport {
   /** What this instance knows of the event stream, to tell when it was lost. */
   private stream: { created?: string; lastSeq: number } = { lastSeq: 0 };
   private closing: Promise<void> | undefined;
+  /** The event stream's creation time as the members last saw it (apart from `stream`, which is progress's own). */
+  private membersSawCreated: string | undefined;
+  private lastWatch = 0;
 
   constructor(private readonly input: NatsTransportOptions) {
     this.options = resolveOptions(input);
@@ -106,7 +109,9 @@ export class NatsTransport implements Transport {
     }
     try {
       // A new group starts after the stream's last event, the same place for all its consumers.
-      const startSeq = (await broker.jsm.streams.info(this.names.eventStream)).state.last_seq + 1;
+      const info = await broker.jsm.streams.info(this.names.eventStream);
+      this.membersSawCreated ??= info.created;
+      const startSeq = info.state.last_seq + 1;
       for (const spec of specs.values()) await ensureConsumer(broker.jsm, this.names.eventStream, spec, startSeq);
     } catch (err) {
       if (err instanceof EventBusError) throw err;
@@ -125,6 +130,11 @@ export class NatsTransport implements Transport {
       logger: log.child ? log.child({ transport: 'nats', group, member: options.member }) : log,
       ackTimeoutMs: this.options.ackTimeoutMs,
       wake: () => self.consumer?.wake(),
+      watchStream: () => this.watchStream(broker),
+      restoreStreams: async () => {
+        this.streams = undefined;
+        await this.ready();
+      },
       recover: async (name) => {
         const spec = specs.get(name);
         if (!spec || (await consumerInfo(broker.jsm, this.names.eventStream, name).catch(() => true))) return;
@@ -173,6 +183,23 @@ export class NatsTransport implements Transport {
   async close(): Promise<void> {
     if (!this.closing) this.closing = this.shutdown();
     return this.closing;
+  }
+
+  /**
+   * Deliveries taken from a stream that was since replaced (deleted, or lost
+   * with the server's data, and made again) point at sequences that now mean
+   * other events: every member drops them, so none is acknowledged by mistake.
+   */
+  private async watchStream({ jsm }: Broker): Promise<void> {
+    if (Date.now() - this.lastWatch < 1000) return;
+    this.lastWatch = Date.now();
+    const info = await jsm.streams.info(this.names.eventStream).catch(() => undefined);
+    if (!info) return;
+    if (this.membersSawCreated !== undefined && this.membersSawCreated !== info.created) {
+      this.options.logger.warn({ stream: this.names.eventStream }, 'nats transport: the event stream was replaced; deliveries taken before are dropped');
+      for (const consumer of this.consumers) consumer.reset();
+    }
+    this.membersSawCreated = info.created;
   }
 
   /**

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { EventBusError, uuidv7, type BaseEvent, type Transport, type TransportConsumer, type TransportEvent } from '../../src/index';
+import { EventBusError, uuidv7, type BaseEvent, type Transport, type TransportConsumer, type TransportDelivery, type TransportEvent } from '../../src/index';
 import { natsTransport } from '../../adapters/nats/index';
 import { describeTransportContract } from '../contract/transport.contract';
 
@@ -126,6 +126,33 @@ describe.skipIf(reason !== null)(`NATS transport${reason ? ` (skipped: ${reason}
       }
       // The newcomer got its share of the partitions (so of the keys).
       expect(new Set(handled.filter((h) => h.by === 'm2').map((h) => h.key)).size).toBeGreaterThan(4);
+    });
+
+    it('drops the deliveries taken from a stream that was replaced, so their acks touch nothing new', async () => {
+      const t = transport();
+      const a = await t.consume('a', { patterns: ['*'], leaseMs: 1500, member: member() });
+      const sent = [event('auth.user_signed_up', { position: '1:1' }), event('auth.user_signed_up', { orderingKey: 'k', position: '1:2' })];
+      await t.publish(sent);
+      const stale: TransportDelivery[] = [];
+      while (stale.length < 2) stale.push(...(await a.fetch(2, 500)));
+      const nc = await connect({ servers: NATS_URL! });
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(`${prefix}_events`);
+      await jsm.streams.delete(`${prefix}_leases`);
+      await nc.close();
+      expect((await t.progress!(['a'])).intact).toBe(false);
+      await new Promise((r) => setTimeout(r, 2000)); // the members notice (checked once a second)
+      await t.publish(sent); // the relay sends again
+      for (const d of stale) await d.ack();
+      const got: TransportDelivery[] = [];
+      const deadline = Date.now() + 15_000;
+      while (got.length < 2 && Date.now() < deadline) {
+        for (const d of await a.fetch(10, 500)) {
+          got.push(d);
+          await d.ack();
+        }
+      }
+      expect(got.map((d) => d.position).sort()).toEqual(['1:1', '1:2']);
     });
 
     it('drops a second publish of the same eventId (deduplicates)', async () => {
