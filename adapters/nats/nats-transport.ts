@@ -28,7 +28,7 @@ import {
   type Names,
 } from './names';
 import { NatsConsumer } from './nats-consumer';
-import { resolveOptions, type NatsServersOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options';
+import { resolveOptions, type NatsTransportServersOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options';
 
 interface Broker {
   readonly nc: NatsConnection;
@@ -258,7 +258,7 @@ export class NatsTransport implements Transport {
     let nc: NatsConnection;
     if ('connection' in this.input && this.input.connection) nc = this.input.connection;
     else {
-      const { servers, connectOptions } = this.input as NatsServersOptions;
+      const { servers, connectOptions } = this.input as NatsTransportServersOptions;
       try {
         nc = await connect({ name: '@blawby/event-bus', maxReconnectAttempts: -1, ...connectOptions, servers });
       } catch (err) {
