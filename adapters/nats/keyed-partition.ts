@@ -134,6 +134,9 @@ export class KeyedPartition {
       this.current = pull(ctx.nc, ctx.names.eventStream, this.consumer, PULL_BATCH, expiresMs, (m) => this.receive(m));
       const result = await this.current.done;
       this.current = undefined;
+      // A pull the server may not have finished could have left an event pending that this member never got:
+      // hand nothing out until it is back (after its ack wait), or a later event of its key could overtake it.
+      if (!result.complete) this.gated = true;
       if (result.silent && this.running) await ctx.recover(this.consumer).catch(() => {});
     }
   }
