@@ -112,7 +112,7 @@ export class NatsTransport implements Transport {
       const info = await broker.jsm.streams.info(this.names.eventStream);
       this.membersSawCreated ??= info.created;
       const startSeq = info.state.last_seq + 1;
-      for (const spec of specs.values()) await ensureConsumer(broker.jsm, this.names.eventStream, spec, startSeq);
+      await Promise.all([...specs.values()].map((spec) => ensureConsumer(broker.jsm, this.names.eventStream, spec, startSeq)));
     } catch (err) {
       if (err instanceof EventBusError) throw err;
       throw unavailable(`create the consumers of group "${group}"`, err);
@@ -159,9 +159,13 @@ export class NatsTransport implements Transport {
       info = await jsm.streams.info(this.names.eventStream);
     } catch (err) {
       if (!isStreamMissing(err)) throw unavailable('read the stream', err);
+      // Gone since this instance made sure of it: whatever it held is lost.
+      intact = false;
       this.streams = undefined;
       await this.ready();
-      info = await jsm.streams.info(this.names.eventStream);
+      info = await jsm.streams.info(this.names.eventStream).catch((again: unknown) => {
+        throw unavailable('read the stream', again);
+      });
     }
     const known = this.stream;
     if ((known.created !== undefined && known.created !== info.created) || info.state.last_seq < known.lastSeq) intact = false;
