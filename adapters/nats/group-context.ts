@@ -22,4 +22,8 @@ export interface GroupContext {
   wake(): void;
   /** Re-creates a consumer that a pull found missing (the stream was lost or someone deleted it). */
   recover(consumer: string): Promise<void>;
+  /** Re-creates the streams after a request found one missing. */
+  restoreStreams(): Promise<void>;
+  /** Checks (at most once a second per transport) whether the event stream was replaced; if so every member starts afresh. */
+  watchStream(): Promise<void>;
 }

@@ -20,7 +20,7 @@ import type { Transport } from '@blawby/event-bus';
 import { NatsTransport } from './nats-transport';
 import type { NatsTransportOptions } from './options';
 
-export type { NatsConnectionOptions, NatsServersOptions, NatsTransportCommonOptions, NatsTransportOptions } from './options';
+export type { NatsTransportConnectionOptions, NatsTransportServersOptions, NatsTransportCommonOptions, NatsTransportOptions } from './options';
 
 /**
  * Creates the NATS JetStream {@link Transport}. It connects (with

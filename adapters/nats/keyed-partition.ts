@@ -57,7 +57,11 @@ export class KeyedPartition {
   start(): void {
     if (this.running || this.abandoned) return;
     this.running = true;
-    this.loop = this.run();
+    const previous = this.loop; // a loop told to stop may still be ending its last pull
+    this.loop = (async () => {
+      await previous;
+      await this.run();
+    })();
   }
 
   /** Stops pulling once the pull under way ends (nothing it brings is lost). */
@@ -84,6 +88,12 @@ export class KeyedPartition {
       if (free) out.push(this.handOut(entry));
     }
     return out;
+  }
+
+  /** Forgets everything taken so far and waits for the hand-over check again (the stream was replaced). */
+  reset(): void {
+    this.entries = [];
+    this.gated = true;
   }
 
   /** Keeps held-back events from being redelivered, and retries acknowledgements that failed. */
@@ -124,6 +134,9 @@ export class KeyedPartition {
       this.current = pull(ctx.nc, ctx.names.eventStream, this.consumer, PULL_BATCH, expiresMs, (m) => this.receive(m));
       const result = await this.current.done;
       this.current = undefined;
+      // A pull the server may not have finished could have left an event pending that this member never got:
+      // hand nothing out until it is back (after its ack wait), or a later event of its key could overtake it.
+      if (!result.complete) this.gated = true;
       if (result.silent && this.running) await ctx.recover(this.consumer).catch(() => {});
     }
   }

@@ -93,6 +93,12 @@ export class NatsConsumer implements TransportConsumer, PartitionHost {
     if (!graceful) this.ctx.logger.warn({ group: this.ctx.group, partition }, 'nats transport: key partition taken over by another member');
   }
 
+  /** Drops every delivery taken so far (the stream they came from was replaced). */
+  reset(): void {
+    this.unordered.reset();
+    for (const keyed of this.partitions.values()) keyed.reset();
+  }
+
   /** Wakes waiting fetches. */
   wake(): void {
     for (const wake of [...this.waiters]) wake();
@@ -114,6 +120,7 @@ export class NatsConsumer implements TransportConsumer, PartitionHost {
     if (this.ticking || this.closing) return this.ticking ?? Promise.resolve();
     this.ticking = (async () => {
       try {
+        await this.ctx.watchStream();
         await this.leases.tick();
         for (const keyed of this.partitions.values()) keyed.keepAlive();
         this.unordered.keepAlive();

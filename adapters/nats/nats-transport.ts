@@ -28,7 +28,7 @@ import {
   type Names,
 } from './names';
 import { NatsConsumer } from './nats-consumer';
-import { resolveOptions, type NatsServersOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options';
+import { resolveOptions, type NatsTransportServersOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options';
 
 interface Broker {
   readonly nc: NatsConnection;
@@ -49,6 +49,9 @@ export class NatsTransport implements Transport {
   /** What this instance knows of the event stream, to tell when it was lost. */
   private stream: { created?: string; lastSeq: number } = { lastSeq: 0 };
   private closing: Promise<void> | undefined;
+  /** The event stream's creation time as the members last saw it (apart from `stream`, which is progress's own). */
+  private membersSawCreated: string | undefined;
+  private lastWatch = 0;
 
   constructor(private readonly input: NatsTransportOptions) {
     this.options = resolveOptions(input);
@@ -106,8 +109,10 @@ export class NatsTransport implements Transport {
     }
     try {
       // A new group starts after the stream's last event, the same place for all its consumers.
-      const startSeq = (await broker.jsm.streams.info(this.names.eventStream)).state.last_seq + 1;
-      for (const spec of specs.values()) await ensureConsumer(broker.jsm, this.names.eventStream, spec, startSeq);
+      const info = await broker.jsm.streams.info(this.names.eventStream);
+      this.membersSawCreated ??= info.created;
+      const startSeq = info.state.last_seq + 1;
+      await Promise.all([...specs.values()].map((spec) => ensureConsumer(broker.jsm, this.names.eventStream, spec, startSeq)));
     } catch (err) {
       if (err instanceof EventBusError) throw err;
       throw unavailable(`create the consumers of group "${group}"`, err);
@@ -125,6 +130,11 @@ export class NatsTransport implements Transport {
       logger: log.child ? log.child({ transport: 'nats', group, member: options.member }) : log,
       ackTimeoutMs: this.options.ackTimeoutMs,
       wake: () => self.consumer?.wake(),
+      watchStream: () => this.watchStream(broker),
+      restoreStreams: async () => {
+        this.streams = undefined;
+        await this.ready();
+      },
       recover: async (name) => {
         const spec = specs.get(name);
         if (!spec || (await consumerInfo(broker.jsm, this.names.eventStream, name).catch(() => true))) return;
@@ -149,16 +159,25 @@ export class NatsTransport implements Transport {
       info = await jsm.streams.info(this.names.eventStream);
     } catch (err) {
       if (!isStreamMissing(err)) throw unavailable('read the stream', err);
+      // Gone since this instance made sure of it: whatever it held is lost.
+      intact = false;
       this.streams = undefined;
       await this.ready();
-      info = await jsm.streams.info(this.names.eventStream);
+      info = await jsm.streams.info(this.names.eventStream).catch((again: unknown) => {
+        throw unavailable('read the stream', again);
+      });
     }
     const known = this.stream;
     if ((known.created !== undefined && known.created !== info.created) || info.state.last_seq < known.lastSeq) intact = false;
     this.stream = { created: info.created, lastSeq: info.state.last_seq };
     const oldestPending: Record<string, string | null> = {};
     try {
-      await Promise.all(groups.map(async (g) => (oldestPending[g] = await this.oldestPending(jsm, g))));
+      await Promise.all(
+        groups.map(async (g) => {
+          const oldest = await this.oldestPending(jsm, g);
+          if (oldest !== undefined) oldestPending[g] = oldest;
+        }),
+      );
     } catch (err) {
       throw unavailable('read the consumers', err);
     }
@@ -170,18 +189,42 @@ export class NatsTransport implements Transport {
     return this.closing;
   }
 
-  /** The group's oldest unacknowledged event across its consumers, in stream order, as its position. */
-  private async oldestPending(jsm: JetStreamManager, group: string): Promise<string | null> {
+  /**
+   * Deliveries taken from a stream that was since replaced (deleted, or lost
+   * with the server's data, and made again) point at sequences that now mean
+   * other events: every member drops them, so none is acknowledged by mistake.
+   */
+  private async watchStream({ jsm }: Broker): Promise<void> {
+    if (Date.now() - this.lastWatch < 1000) return;
+    this.lastWatch = Date.now();
+    const info = await jsm.streams.info(this.names.eventStream).catch(() => undefined);
+    if (!info) return;
+    if (this.membersSawCreated !== undefined && this.membersSawCreated !== info.created) {
+      this.options.logger.warn({ stream: this.names.eventStream }, 'nats transport: the event stream was replaced; deliveries taken before are dropped');
+      for (const consumer of this.consumers) consumer.reset();
+    }
+    this.membersSawCreated = info.created;
+  }
+
+  /**
+   * The group's oldest unacknowledged event across its consumers, in stream
+   * order, as its position; `undefined` when the broker has no consumer of
+   * the group (it never joined, or the stream was lost): nothing can be said.
+   */
+  private async oldestPending(jsm: JetStreamManager, group: string): Promise<string | null | undefined> {
     const names = [unorderedConsumer(group), ...Array.from({ length: this.options.partitions }, (_, p) => partitionConsumer(group, p))];
+    let known = false;
     const candidates = await Promise.all(
       names.map(async (name): Promise<StoredMsg | null> => {
         const info = await consumerInfo(jsm, this.names.eventStream, name);
+        if (info) known = true;
         if (!info || info.num_ack_pending + info.num_pending === 0) return null;
         // Everything up to the ack floor is acknowledged: the first event of the consumer after it is not.
         const from = Math.max(info.ack_floor.stream_seq + 1, info.config.opt_start_seq ?? 1);
         return jsm.direct.getMessage(this.names.eventStream, { next_by_subj: info.config.filter_subject ?? '>', seq: from });
       }),
     );
+    if (!known) return undefined;
     let oldest: StoredMsg | null = null;
     for (const c of candidates) if (c && (!oldest || c.seq < oldest.seq)) oldest = c;
     return oldest ? (decodeEvent(oldest.data)?.position ?? null) : null;
@@ -219,7 +262,7 @@ export class NatsTransport implements Transport {
     let nc: NatsConnection;
     if ('connection' in this.input && this.input.connection) nc = this.input.connection;
     else {
-      const { servers, connectOptions } = this.input as NatsServersOptions;
+      const { servers, connectOptions } = this.input as NatsTransportServersOptions;
       try {
         nc = await connect({ name: '@blawby/event-bus', maxReconnectAttempts: -1, ...connectOptions, servers });
       } catch (err) {

@@ -34,7 +34,7 @@ export interface NatsTransportCommonOptions {
 }
 
 /** Connect to these servers; the transport owns the connection and closes it in `close()`. */
-export interface NatsServersOptions extends NatsTransportCommonOptions {
+export interface NatsTransportServersOptions extends NatsTransportCommonOptions {
   /** Server URL(s), e.g. `'nats://127.0.0.1:4222'`. */
   servers: string | string[];
   /** Further connection options (credentials, TLS, name). By default the client reconnects forever. */
@@ -42,13 +42,13 @@ export interface NatsServersOptions extends NatsTransportCommonOptions {
 }
 
 /** Use a connection of your own; `close()` leaves it open. */
-export interface NatsConnectionOptions extends NatsTransportCommonOptions {
+export interface NatsTransportConnectionOptions extends NatsTransportCommonOptions {
   /** A connection from `@nats-io/transport-node`'s `connect()`. */
   connection: NatsConnection;
 }
 
 /** Options of `natsTransport`: `{ servers }` or `{ connection }`, plus the common options. */
-export type NatsTransportOptions = NatsServersOptions | NatsConnectionOptions;
+export type NatsTransportOptions = NatsTransportServersOptions | NatsTransportConnectionOptions;
 
 /** The options with defaults filled in. */
 export interface ResolvedNatsOptions {
@@ -72,7 +72,7 @@ export function resolveOptions(options: NatsTransportOptions): ResolvedNatsOptio
   const hasConnection = 'connection' in options && options.connection !== undefined;
   if (hasServers === hasConnection) throw new InvalidOptionError('servers', 'give exactly one of "servers" and "connection"');
   if (hasServers) {
-    const servers = (options as NatsServersOptions).servers;
+    const servers = (options as NatsTransportServersOptions).servers;
     const list = Array.isArray(servers) ? servers : [servers];
     if (list.length === 0 || list.some((s) => typeof s !== 'string' || s.length === 0)) {
       throw new InvalidOptionError('servers', 'must be a server URL or a non-empty list of them');

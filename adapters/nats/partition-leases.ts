@@ -12,6 +12,7 @@
  * (draining waits until nothing of the partition is out).
  */
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { isStreamMissing } from './broker';
 import type { GroupContext } from './group-context';
 import { leaseSubject } from './names';
 
@@ -175,6 +176,7 @@ export class PartitionLeases {
       return { record: { members: record.members ?? {}, owners: record.owners ?? {} }, seq: stored.seq };
     } catch (err) {
       this.ctx.logger.debug({ err, group: this.ctx.group }, 'nats transport: lease record unreadable');
+      if (isStreamMissing(err)) await this.ctx.restoreStreams().catch(() => {});
       return undefined;
     }
   }
@@ -186,6 +188,7 @@ export class PartitionLeases {
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) return 'conflict';
       this.ctx.logger.debug({ err, group: this.ctx.group }, 'nats transport: lease record not written');
+      if (isStreamMissing(err)) await this.ctx.restoreStreams().catch(() => {});
       return 'failed';
     }
   }

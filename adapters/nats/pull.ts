@@ -23,6 +23,13 @@ export interface PulledMessage {
 export interface PullResult {
   /** The server never answered (consumer missing, connection lost). */
   readonly silent: boolean;
+  /**
+   * The server ended the request itself (batch full, or a status such as
+   * "expired"): nothing more can come for it. When `false` (timed out here,
+   * stopped, connection trouble), a message may still have been sent to it
+   * and be pending on the server without this member holding it.
+   */
+  readonly complete: boolean;
 }
 
 /** One pull request under way. */
@@ -55,32 +62,32 @@ export function pull(
   let finish!: (result: PullResult) => void;
   const done = new Promise<PullResult>((resolve) => (finish = resolve));
   let ended = false;
-  const end = () => {
+  const end = (complete: boolean) => {
     if (ended) return;
     ended = true;
     clearTimeout(timer);
     sub.unsubscribe();
-    finish({ silent: !answered });
+    finish({ silent: !answered, complete });
   };
   const sub = nc.subscribe(inbox, {
     callback: (err, msg) => {
-      if (err) return end();
+      if (err) return end(false);
       answered = true;
       const parsed = msg.reply ? parseDelivery(msg) : undefined;
-      if (!parsed) return end(); // a status: 404 no messages, 408 expired, 409 limits or consumer gone
+      if (!parsed) return end(true); // a status: 404 no messages, 408 expired, 409 limits or consumer gone
       received += 1;
       onMessage(parsed);
-      if (received >= batch) end();
+      if (received >= batch) end(true);
     },
   });
-  const timer = setTimeout(end, expiresMs + SILENCE_GRACE_MS);
+  const timer = setTimeout(() => end(false), expiresMs + SILENCE_GRACE_MS);
   const request = expiresMs > 0 ? { batch, expires: Math.round(expiresMs * 1e6) } : { batch, no_wait: true };
   try {
     nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(request), { reply: inbox });
   } catch {
-    end();
+    end(false);
   }
-  return { done, stop: end };
+  return { done, stop: () => end(false) };
 }
 
 /**

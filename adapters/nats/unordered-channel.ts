@@ -66,6 +66,13 @@ export class UnorderedChannel {
     for (const w of this.waiting) if (working(this.ctx.nc, w.message.reply)) w.touchedAt = Date.now();
   }
 
+  /** Forgets everything taken so far: later calls on those deliveries do nothing (the stream was replaced). */
+  reset(): void {
+    this.waiting = [];
+    for (const h of this.held) h.settled = true;
+    this.held.clear();
+  }
+
   /** Stops pulling and gives back what this member holds, to be redelivered at once. */
   close(): void {
     this.closed = true;
