@@ -15,7 +15,8 @@
  * and moves the subscribers' heads there, so `processed`, the timeline and
  * `health()` read as with PostgreSQL alone; when the broker lost its data,
  * the cursor goes back to the oldest head and everything not yet handled by
- * every group is sent again.
+ * every group is sent again. A group seen for the first time is sent, once,
+ * what the relay had sent before it existed.
  */
 import type { Logger, RelayHandle, RelayOptions, Transport, TransportEvent } from '@blawby/event-bus';
 import { rowsOf, type Executor, type Row } from './driver';
@@ -192,28 +193,60 @@ class OutboxRelay implements RelayHandle {
     return rows.length === this.tuning.batchSize;
   }
 
-  /** Moves the heads to where the groups have acknowledged; sends everything again if the broker lost it. */
+  /**
+   * Moves the heads to where the groups have acknowledged; sends everything
+   * again if the broker lost it; catches up the groups that are new.
+   */
   private async followProgress(): Promise<void> {
     this.progressAt = Date.now();
     const { exec, tables, transport, ttlMs } = this.deps;
     if (!transport.progress) return;
     const sent = this.cursor!; // read before asking the broker: everything up to here had been published
-    const names = (await rowsOf(exec, r.relaySubscribersStatement(tables, ttlMs))).map((row) => row.name as string);
-    if (names.length === 0) return;
-    const progress = await transport.progress(names);
+    const subscribers = await rowsOf(exec, r.relaySubscribersStatement(tables, this.tuning.name, ttlMs));
+    if (subscribers.length === 0) return;
+    const progress = await transport.progress(subscribers.map((row) => row.name as string));
     if (!progress.intact) {
       const [row] = await rowsOf(exec, r.relayRewindStatement(tables, this.tuning.name, this.options.owner, ttlMs));
       if (row) this.cursor = { tx: row.tx as string, pos: Number(row.pos) };
       this.deps.logger.warn({ cursor: this.cursor }, 'event-bus relay: the broker lost its data; sending again what is not handled');
       return;
     }
-    const heads = names.map((subscriber) => {
+    const heads: { subscriber: string; pending: r.LogPosition | null }[] = [];
+    for (const row of subscribers) {
+      const subscriber = row.name as string;
+      // A group the broker does not report has no member yet: its head stays, and it is caught up once it has one.
+      if (!(subscriber in progress.oldestPending)) continue;
+      if (row.caught_up !== true) {
+        await this.catchUp(subscriber, { tx: row.head_tx as string, pos: Number(row.head_pos) }, sent);
+        continue;
+      }
       const pending = progress.oldestPending[subscriber];
-      return { subscriber, pending: pending == null ? null : parsePosition(pending) };
-    });
-    // A pending event without a position of the log (published by a process with no relay) says nothing of the log.
-    const known = heads.filter((h, i) => h.pending !== null || progress.oldestPending[names[i]!] == null);
-    if (known.length > 0) await rowsOf(exec, r.relayHeadsStatement(tables, sent, known));
+      if (pending == null) heads.push({ subscriber, pending: null });
+      else {
+        const at = parsePosition(pending);
+        // A pending event without a place in the log (sent by a process with no relay) says nothing of the log.
+        if (at) heads.push({ subscriber, pending: at });
+      }
+    }
+    if (heads.length > 0) await rowsOf(exec, r.relayHeadsStatement(tables, sent, heads));
+  }
+
+  /**
+   * A group that joined after the relay had sent events it matches (a new
+   * subscriber, or the first start) may not have them: send it, addressed to
+   * it alone, what lies between its head and what was sent, once.
+   */
+  private async catchUp(subscriber: string, head: r.LogPosition, upTo: r.LogPosition): Promise<void> {
+    const { exec, tables, transport } = this.deps;
+    let after = head;
+    for (;;) {
+      const rows = await rowsOf(exec, r.relayCatchUpReadStatement(tables, subscriber, after, upTo, this.tuning.batchSize));
+      if (rows.length > 0) await transport.publish(rows.map((row) => ({ ...transportEventOf(row), subscriber })));
+      if (rows.length < this.tuning.batchSize) break;
+      const last = rows[rows.length - 1]!;
+      after = { tx: last.tx as string, pos: Number(last.pos) };
+    }
+    await rowsOf(exec, r.relayCaughtUpStatement(tables, this.tuning.name, this.options.owner, subscriber));
   }
 
   private sleep(ms: number): Promise<void> {

@@ -180,6 +180,7 @@ export function eventBusTables(options: TableOptions = {}) {
     leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
     cursorTx: xid8('cursor_tx').notNull(),
     cursorPos: bigint('cursor_pos', { mode: 'number' }).notNull(),
+    caughtUp: text('caught_up').array().notNull().default(sql`'{}'`),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   });
 

@@ -135,6 +135,11 @@ export interface TransportProgress {
    * again everything past the storage's subscriber heads.
    */
   intact: boolean;
-  /** Per group: the oldest unacknowledged event's `position` (its `eventId` if it has none), or `null` if none is pending. */
+  /**
+   * Per group: the oldest unacknowledged event's `position` (its `eventId` if
+   * it has none), or `null` if none is pending. A group the broker has no
+   * consumer for (never joined, or lost with the broker's data) is left out:
+   * it was not there for what was sent.
+   */
   oldestPending: Record<string, string | null>;
 }

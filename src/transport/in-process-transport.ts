@@ -97,7 +97,9 @@ class InProcessTransport implements Transport {
   async progress(groups: readonly string[]): Promise<TransportProgress> {
     const oldestPending: Record<string, string | null> = {};
     for (const name of groups) {
-      const first = this.groups.get(name)?.entries[0]?.message;
+      const group = this.groups.get(name);
+      if (!group) continue; // never joined: nothing to say of it
+      const first = group.entries[0]?.message;
       oldestPending[name] = first ? (first.position ?? first.event.eventId) : null;
     }
     return { intact: true, oldestPending };

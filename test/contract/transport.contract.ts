@@ -278,6 +278,7 @@ export function describeTransportContract(name: string, factory: TransportFactor
       await gotA[1]!.ack();
       await collect(b, 3);
       expect(await t.progress(['a', 'b'])).toEqual({ intact: true, oldestPending: { a: '1:3', b: null } });
+      expect((await t.progress(['a', 'never_joined'])).oldestPending).toEqual({ a: '1:3' });
     });
 
     it('closes idempotently', async () => {

@@ -1,8 +1,9 @@
 /**
  * Migration 2: the outbox relay's state. One row per relay: who leads it
  * (a lease, so exactly one process relays at a time and another takes over
- * when the leader dies) and its cursor into the log; plus the events the
- * cursor passed whose `deliverAt` was still ahead, sent when they are due.
+ * when the leader dies), its cursor into the log, and the subscribers it
+ * has caught up (sent what their group was not there for); plus the events
+ * the cursor passed whose `deliverAt` was still ahead, sent when they are due.
  */
 import type { TableNames } from '../names';
 import type { Migration } from './types';
@@ -18,6 +19,7 @@ export const outboxRelayMigration: Migration = {
   lease_expires_at TIMESTAMPTZ,
   cursor_tx XID8 NOT NULL,
   cursor_pos BIGINT NOT NULL,
+  caught_up TEXT[] DEFAULT '{}' NOT NULL,
   updated_at TIMESTAMPTZ DEFAULT NOW() NOT NULL
 ) WITH (fillfactor = 50)`,
       `CREATE TABLE IF NOT EXISTS ${t.relayScheduled} (

@@ -7,7 +7,7 @@
  * A position travels as `"<tx_id>:<position>"`, the event's place in the log.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { EVENT_COLUMNS } from '../event-row';
+import { EVENT_COLUMNS, patternMatch } from '../event-row';
 import type { TableNames } from '../names';
 import { activeSubscribers, id, json, ms, settledHorizon, VISIBLE_HORIZON } from './common';
 
@@ -17,12 +17,16 @@ export interface LogPosition {
   pos: number;
 }
 
-/** Creates the relay's row, its cursor at the oldest place some subscriber has not settled. */
+/**
+ * Creates the relay's row, its cursor at the oldest place some subscriber
+ * has not settled. The subscribers registered by then need no catch-up:
+ * nothing was sent before their groups existed.
+ */
 export function relayEnsureStatement(t: TableNames, name: string, ttlMs: number): SQL {
   return sql`
 WITH act AS (${activeSubscribers(t, ttlMs)}), start AS (${id(settledHorizon(t))})
-INSERT INTO ${id(t.relays)} (name, cursor_tx, cursor_pos)
-SELECT ${name}, coalesce((SELECT tx FROM start), '0'::xid8), coalesce((SELECT pos FROM start), 0)
+INSERT INTO ${id(t.relays)} (name, cursor_tx, cursor_pos, caught_up)
+SELECT ${name}, coalesce((SELECT tx FROM start), '0'::xid8), coalesce((SELECT pos FROM start), 0), ARRAY(SELECT name FROM act)
 ON CONFLICT (name) DO NOTHING`;
 }
 
@@ -96,9 +100,42 @@ WHERE s.relay = ${name} AND s.event_id IN (SELECT x::uuid FROM jsonb_array_eleme
   AND EXISTS (SELECT 1 FROM ${id(t.relays)} r WHERE r.name = ${name} AND r.owner = ${owner})`;
 }
 
-/** The active subscribers' names (whose heads the relay moves). */
-export function relaySubscribersStatement(t: TableNames, ttlMs: number): SQL {
-  return sql`SELECT name FROM (${activeSubscribers(t, ttlMs)}) a ORDER BY name`;
+/** The active subscribers (whose heads the relay moves), each with whether the relay has caught it up. */
+export function relaySubscribersStatement(t: TableNames, name: string, ttlMs: number): SQL {
+  return sql`
+SELECT a.name, a.head_tx::text AS head_tx, a.head_pos,
+  a.name = ANY(coalesce((SELECT caught_up FROM ${id(t.relays)} WHERE name = ${name}), '{}'::text[])) AS caught_up
+FROM (${activeSubscribers(t, ttlMs)}) a ORDER BY a.name`;
+}
+
+/**
+ * Events of the log after `after` up to `upTo` that subscriber `subscriber`'s
+ * patterns match: what the relay sent before that subscriber's group existed.
+ */
+export function relayCatchUpReadStatement(
+  t: TableNames,
+  subscriber: string,
+  after: LogPosition,
+  upTo: LogPosition,
+  limit: number,
+): SQL {
+  return sql`
+SELECT e.id AS uuid, e.tx_id::text AS tx, e.position AS pos, e.ordering_key, ${EVENT_COLUMNS}
+FROM ${id(t.events)} e, ${id(t.subscribers)} s
+WHERE s.name = ${subscriber} AND ${patternMatch('s.patterns', 'e.event_type')}
+  AND (e.tx_id, e.position) > (${after.tx}::xid8, ${after.pos}::bigint)
+  AND (e.tx_id, e.position) <= (${upTo.tx}::xid8, ${upTo.pos}::bigint)
+  AND NOT EXISTS (SELECT 1 FROM ${id(t.relayScheduled)} rs WHERE rs.event_id = e.id)
+ORDER BY e.tx_id, e.position
+LIMIT ${limit}`;
+}
+
+/** Records that the relay caught subscriber `subscriber` up (only while `owner` leads). */
+export function relayCaughtUpStatement(t: TableNames, name: string, owner: string, subscriber: string): SQL {
+  return sql`
+UPDATE ${id(t.relays)} SET caught_up = array_append(array_remove(caught_up, ${subscriber}), ${subscriber})
+WHERE name = ${name} AND owner = ${owner}
+RETURNING 1`;
 }
 
 /**

@@ -32,12 +32,13 @@ kept AS (
 SELECT (SELECT count(*) FROM up)::int AS registered, (SELECT count(*) FROM kept)::int AS moved`;
 }
 
-/** Forgets a subscriber: its cursor, its ranges and its waiting deliveries. */
+/** Forgets a subscriber: its cursor, its ranges, its waiting deliveries, and that the relay caught it up. */
 export function retireStatement(t: TableNames, name: string): SQL {
   return sql`
 WITH sub AS (DELETE FROM ${id(t.subscribers)} WHERE name = ${name} RETURNING name),
 gone AS (DELETE FROM ${id(t.deliveries)} WHERE subscriber = ${name} RETURNING 1),
-ranges AS (DELETE FROM ${id(t.ranges)} WHERE subscriber = ${name} RETURNING 1)
+ranges AS (DELETE FROM ${id(t.ranges)} WHERE subscriber = ${name} RETURNING 1),
+relays AS (UPDATE ${id(t.relays)} SET caught_up = array_remove(caught_up, ${name}) WHERE ${name} = ANY(caught_up) RETURNING 1)
 SELECT (SELECT count(*) FROM gone)::int AS dropped, (SELECT count(*) FROM ranges)::int AS ranges,
   (SELECT count(*) FROM sub)::int AS retired`;
 }
