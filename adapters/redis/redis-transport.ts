@@ -17,7 +17,7 @@ import {
 } from '@blawby/event-bus';
 import { Redis } from 'ioredis';
 import { RedisConsumer } from './consumer';
-import { CLOSE_TIMEOUT_MS, unavailable, within, type TransportContext } from './context';
+import { CLOSE_TIMEOUT_MS, unavailable, watchConnection, within, type TransportContext } from './context';
 import { compareIds, encodeEvent } from './entries';
 import { keysOf, partitionOf, type Keys } from './keys';
 import { ENSURE_GROUP, PROGRESS, PUBLISH, run, TRIM } from './scripts';
@@ -107,6 +107,7 @@ class RedisStreamsTransport implements RedisTransport {
     this.logger = opts.logger ?? silentLogger;
     this.ownsClient = opts.client === undefined;
     this.client = opts.client ?? new Redis(opts.url!, { lazyConnect: true });
+    if (this.ownsClient) watchConnection(this.client, this.logger, 'commands');
     this.context = {
       client: this.client,
       keys: this.keys,
@@ -138,9 +139,9 @@ class RedisStreamsTransport implements RedisTransport {
     validateConsume(group, options);
     await this.init();
     await this.ensureGroup(group, options.patterns);
-    const consumer: RedisConsumer = new RedisConsumer(this.context, group, options, this.client.duplicate({ lazyConnect: true }), () =>
-      this.consumers.delete(consumer),
-    );
+    const blocking = this.client.duplicate({ lazyConnect: true });
+    watchConnection(blocking, this.logger, 'blocking');
+    const consumer: RedisConsumer = new RedisConsumer(this.context, group, options, blocking, () => this.consumers.delete(consumer));
     this.consumers.add(consumer);
     try {
       await consumer.start();
