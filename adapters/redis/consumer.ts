@@ -138,7 +138,8 @@ export class RedisConsumer implements TransportConsumer {
         }
         if (out.length > 0 || Date.now() >= deadline) return out;
         const blockMs = this.blockFor(deadline);
-        if (wake && blockMs > 0) await this.waitForNew(wake, blockMs);
+        // Wait only when nothing more can be read right away (a new owner's pending list may have pages left).
+        if (wake && blockMs > 0 && this.leases.takingOver(READ_AHEAD).length === 0) await this.waitForNew(wake, blockMs);
       }
     } catch (err) {
       throw unavailable('fetch', err);

@@ -26,7 +26,7 @@ export function encodeEvent(message: TransportEvent): string[] {
   return fields;
 }
 
-/** The event of entry `id`, or `null` for an entry without an envelope (deleted, or not written by this transport). */
+/** The event of entry `id`, or `null` for an entry without a readable envelope (deleted, or not written by this transport). */
 export function decodeEvent(id: string, fields: readonly string[] | null): StoredEvent | null {
   if (!fields) return null;
   const f = new Map<string, string>();
@@ -35,7 +35,12 @@ export function decodeEvent(id: string, fields: readonly string[] | null): Store
   if (envelope === undefined) return null;
   const key = f.get(KEY);
   const position = f.get(POSITION);
-  const event = JSON.parse(envelope) as TransportEvent['event'];
+  let event: TransportEvent['event'];
+  try {
+    event = JSON.parse(envelope) as TransportEvent['event'];
+  } catch {
+    return null; // not written by this transport: skipped (acknowledged), so it cannot stall the group
+  }
   return {
     id,
     eventType: f.get(TYPE) ?? event.eventType,

@@ -132,6 +132,44 @@ describe.skipIf(!REDIS_URL)(`redis transport${REDIS_URL ? '' : ` (skipped: ${rea
     }
   });
 
+  it('has a new owner read a long pending list page by page, keeping each key in order', async () => {
+    const prefix = freshPrefix('pages');
+    const t1 = redisTransport({ url: REDIS_URL!, prefix, partitions: 1 });
+    const t2 = redisTransport({ url: REDIS_URL!, prefix, partitions: 1 });
+    try {
+      const owner = await t1.consume('a', { patterns: ['*'], leaseMs: 900, member: 'owner' });
+      const keys = ['k0', 'k1', 'k2', 'k3', 'k4'];
+      const sent = Array.from({ length: 450 }, (_, i) => signup(i, keys[i % keys.length]));
+      await t1.publish(sent);
+      // The owner reads all of them ahead (holding the first of each key), then leaves.
+      const firsts = await owner.fetch(10, 1000);
+      expect(firsts.map((d) => d.event.eventId)).toEqual(['evt_0', 'evt_1', 'evt_2', 'evt_3', 'evt_4']);
+      for (let i = 0; i < 3; i++) expect(await owner.fetch(10, 50)).toEqual([]); // each reads another 200 ahead
+      expect((await admin!.xpending(`${prefix}:stream:key:0`, 'a'))[0]).toBe(450);
+      await owner.close();
+      const next = await t2.consume('a', { patterns: ['*'], leaseMs: 900, member: 'next' });
+      const seen = new Map<string, string[]>();
+      const deadline = Date.now() + 20_000;
+      let total = 0;
+      while (total < sent.length && Date.now() < deadline) {
+        const batch = await next.fetch(10, 300);
+        expect(new Set(batch.map((d) => d.orderingKey)).size).toBe(batch.length);
+        for (const d of batch) {
+          seen.set(d.orderingKey!, [...(seen.get(d.orderingKey!) ?? []), d.event.eventId]);
+          expect(d.deliveryCount).toBe(Number(d.event.eventId.slice(4)) < 5 ? 2 : 1);
+          total += 1;
+        }
+        await Promise.all(batch.map((d) => d.ack()));
+      }
+      for (const key of keys) {
+        expect(seen.get(key)).toEqual(sent.filter((e) => e.orderingKey === key).map((e) => e.event.eventId));
+      }
+    } finally {
+      await t1.close();
+      await t2.close();
+    }
+  });
+
   it('shares the key partitions fairly: a member joining later gets its share within about a lease', async () => {
     const prefix = freshPrefix('share');
     const t1 = redisTransport({ url: REDIS_URL!, prefix, partitions: 4 });
