@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EventBusError } from '@blawby/event-bus';
+import { EventBusError, type BaseEvent, type TransportEvent } from '@blawby/event-bus';
 import { redisTransport } from '@blawby/event-bus/redis';
 import { describeTransportContract } from '../contract/transport.contract';
 import { deletePrefix } from './fixtures/keys';
@@ -87,8 +87,8 @@ describe.skipIf(!REDIS_URL)(`redis transport${REDIS_URL ? '' : ` (skipped: ${rea
     prefixes.add(prefix);
     return prefix;
   };
-  const signup = (n: number, orderingKey?: string, position?: string) => ({
-    event: { eventId: `evt_${n}`, eventType: 'auth.user_signed_up' } as never,
+  const signup = (n: number, orderingKey?: string, position?: string): TransportEvent => ({
+    event: { eventId: `evt_${n}`, eventType: 'auth.user_signed_up' } as unknown as BaseEvent,
     ...(orderingKey !== undefined ? { orderingKey } : {}),
     ...(position !== undefined ? { position } : {}),
   });
