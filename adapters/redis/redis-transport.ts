@@ -160,7 +160,8 @@ class RedisStreamsTransport implements RedisTransport {
       const seen = await this.client.get(this.keys.epoch);
       const intact = seen !== null && seen === this.epoch;
       if (!intact) {
-        this.logger.warn({ prefix: this.keys.epoch }, 'redis transport: Redis lost its data (no persistence?); the relay sends again');
+        this.logger.warn({ key: this.keys.epoch }, 'redis transport: Redis lost its data (no persistence?); the relay sends again');
+        await this.client.set(this.keys.partitionCount, String(this.partitions), 'NX');
         await this.adoptEpoch();
         for (const group of groups) await this.ensureGroup(group);
       }
