@@ -201,6 +201,7 @@ class RedisStreamsTransport implements RedisTransport {
 
   private async checkServer(): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
+    await this.checkVersion();
     await this.checkEvictionPolicy();
     await this.client.set(this.keys.partitionCount, String(this.partitions), 'NX');
     const stored = Number(await this.client.get(this.keys.partitionCount));
@@ -211,6 +212,17 @@ class RedisStreamsTransport implements RedisTransport {
       );
     }
     await this.adoptEpoch();
+  }
+
+  /** The scripts use XAUTOCLAIM, XTRIM MINID and exclusive ranges: Redis 6.2. */
+  private async checkVersion(): Promise<void> {
+    const info = String(await this.client.info('server'));
+    const version = /redis_version:(\d+)\.(\d+)/.exec(info);
+    if (!version) return; // a compatible server that does not say (some proxies): let the commands tell
+    const [major, minor] = [Number(version[1]), Number(version[2])];
+    if (major < 6 || (major === 6 && minor < 2)) {
+      throw new EventBusError('TRANSPORT_MISCONFIGURED', `Redis ${major}.${minor} is too old for the Redis transport: it needs Redis 6.2 or newer`);
+    }
   }
 
   /** An evicting Redis could drop streams (lost events) or leases: refuse allkeys-*, warn about volatile-*. */
