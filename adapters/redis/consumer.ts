@@ -328,20 +328,22 @@ export class RedisConsumer implements TransportConsumer {
         if (entry.heldUntil <= now && entry.notBefore <= now) chosen.push(entry);
       }
       if (chosen.length === 0) continue;
+      // Held from now on, so the lease keeper does not let the partition go while this is recorded.
+      const before = chosen.map((e) => e.heldUntil);
+      for (const entry of chosen) entry.heldUntil = now + this.leaseMs;
       const recorded = await run(client, HAND_OUT, [keys.lease(this.group, part.index), part.stream, keys.keyedDue(this.group)], [
         part.token,
         this.group,
         this.member,
         ...chosen.flatMap((e) => [e.id, e.handouts + 1]),
-      ]);
-      if (recorded !== 1) {
-        this.leases.drop(part);
-        continue;
-      }
+      ]).catch((err: unknown) => {
+        chosen.forEach((e, i) => (e.heldUntil = before[i]!));
+        throw err;
+      });
+      if (recorded !== 1) this.leases.drop(part);
       if (!this.leases.owns(part)) continue;
       for (const entry of chosen) {
         entry.handouts += 1;
-        entry.heldUntil = now + this.leaseMs;
         entry.notBefore = 0;
         entry.token = ++this.tokens;
         out.push(this.keyedDelivery(part, entry));
