@@ -269,8 +269,10 @@ class RedisStreamsTransport implements RedisTransport {
     const saved = await this.client.hget(this.keys.groups, group);
     const patterns = saved ? (JSON.parse(saved) as string[]) : [];
     let best: { id: string; position: string } | undefined;
-    for (const stream of this.keys.streams) {
-      const reply = (await run(this.client, PROGRESS, [stream], [group, PROGRESS_SCAN_LIMIT, ...patterns])) as string[];
+    const replies = (await Promise.all(
+      this.keys.streams.map((stream) => run(this.client, PROGRESS, [stream], [group, PROGRESS_SCAN_LIMIT, ...patterns])),
+    )) as string[][];
+    for (const reply of replies) {
       for (let i = 0; i + 1 < reply.length; i += 2) {
         const id = reply[i]!;
         if (id !== '' && (!best || compareIds(id, best.id) < 0)) best = { id, position: reply[i + 1]! };
