@@ -17,9 +17,9 @@
 import { matchesPattern, type ConsumeOptions, type TransportConsumer, type TransportDelivery, type TransportEvent } from '@blawby/event-bus';
 import type { Redis } from 'ioredis';
 import { CLOSE_TIMEOUT_MS, isMissingGroup, unavailable, within, type TransportContext } from './context';
-import { decodeEvent, readReply, type StoredEvent } from './entries';
+import { decodeEvent, type StoredEvent } from './entries';
 import { PartitionLeases, type OwnedPartition } from './partition-leases';
-import { CLAIM_UNORDERED, run, SETTLE_UNORDERED, TAKE_OVER_PARTITION } from './scripts';
+import { CLAIM_UNORDERED, HAND_OUT, READ_NEW, run, SETTLE_UNORDERED, TAKE_OVER_PARTITION } from './scripts';
 
 /** Entries a partition owner holds in memory at most; past it, that partition is not read further until some settle. */
 export const READ_AHEAD = 1000;
@@ -120,23 +120,26 @@ export class RedisConsumer implements TransportConsumer {
     try {
       for (;;) {
         if (this.closed || signal?.aborted) return out;
+        let wake: Map<string, string> | null = null;
         try {
           await this.handOutKeyed(out, max);
           if (out.length < max) await this.claimUnordered(out, max);
           await this.readPendingOfNewPartitions();
           await this.handOutKeyed(out, max);
-          if (out.length < max) {
-            await this.read(out, max - out.length, out.length > 0 ? 0 : this.blockFor(deadline));
-            await this.handOutKeyed(out, max);
-          }
+          wake = await this.readNew(out, max - out.length);
+          await this.handOutKeyed(out, max);
         } catch (err) {
           if (!isMissingGroup(err) || out.length > 0) throw err;
           // Redis lost the group (a restart without persistence): make it again and go on.
           this.ctx.logger.warn({ group: this.group }, 'redis transport: consumer group missing, creating it again');
           await this.ctx.ensureGroup(this.group, this.patterns);
           this.cursor = '0-0';
+          continue;
         }
         if (out.length > 0 || Date.now() >= deadline) return out;
+        const blockMs = this.blockFor(deadline);
+        // Wait only when nothing more can be read right away (a new owner's pending list may have pages left).
+        if (wake && blockMs > 0 && this.leases.takingOver(READ_AHEAD).length === 0) await this.waitForNew(wake, blockMs);
       }
     } catch (err) {
       throw unavailable('fetch', err);
@@ -221,61 +224,79 @@ export class RedisConsumer implements TransportConsumer {
 
   // ---------------------------------------------------------------- reading
 
-  /** New entries of the unordered stream and of the owned partitions (XREADGROUP, blocking up to `blockMs` when not 0). */
-  private async read(out: TransportDelivery[], count: number, blockMs: number): Promise<void> {
+  /**
+   * New entries: up to `count` of the unordered stream (handed out), and read
+   * ahead into the windows of the owned partitions (fenced by their leases).
+   * Answers where to wait from (stream → newest id), or `null` when a stream
+   * may hold more right away.
+   */
+  private async readNew(out: TransportDelivery[], count: number): Promise<Map<string, string> | null> {
     const { keys, client } = this.ctx;
     const partitions = this.leases.readable(READ_AHEAD);
-    const streams = [keys.unordered, ...partitions.map((p) => p.stream)];
-    const args: (string | number)[] = ['GROUP', this.group, this.member, 'COUNT', count];
-    if (blockMs > 0) args.push('BLOCK', blockMs);
-    args.push('STREAMS', ...streams, ...streams.map(() => '>'));
-    this.blockedRead = blockMs > 0;
-    let reply: unknown;
+    const perPartition = Math.min(TAKE_OVER_PAGE, ...partitions.map((p) => READ_AHEAD - p.entries.length));
+    const reply = (await run(
+      client,
+      READ_NEW,
+      [keys.unordered, ...partitions.flatMap((p) => [keys.lease(this.group, p.index), p.stream])],
+      [this.group, this.member, Math.max(0, count), perPartition, ...partitions.map((p) => p.token)],
+    )) as [string, [string, string[] | null][]][];
+    const wake = new Map<string, string>();
+    let more = false;
+    const acks: Promise<unknown>[] = [];
+
+    const [unorderedNewest, unordered] = reply[0]!;
+    wake.set(keys.unordered, unorderedNewest);
+    if (count > 0 && unordered.length >= count) more = true;
+    const foreign: string[] = [];
+    for (const [id, fields] of unordered) {
+      const stored = decodeEvent(id, fields);
+      if (!stored || !this.matches(stored)) foreign.push(id);
+      else out.push(this.unorderedDelivery(stored, 1));
+    }
+    if (foreign.length > 0) acks.push(client.xack(keys.unordered, this.group, ...foreign));
+
+    partitions.forEach((part, i) => {
+      const [newest, entries] = reply[i + 1]!;
+      if (newest === 'lost') {
+        this.leases.drop(part);
+        return;
+      }
+      wake.set(part.stream, newest);
+      if (entries.length >= perPartition) more = true;
+      const other: string[] = [];
+      for (const [id, fields] of entries) {
+        const stored = decodeEvent(id, fields);
+        if (!stored || !this.matches(stored)) other.push(id);
+        else part.entries.push({ id, message: stored.message, handouts: 0, heldUntil: 0, notBefore: 0, token: 0 });
+      }
+      if (other.length > 0) acks.push(client.xack(part.stream, this.group, ...other));
+    });
+    await Promise.all(acks);
+    return more ? null : wake;
+  }
+
+  /** Waits (XREAD BLOCK on the blocking connection) until a stream has an entry past `from`, or `blockMs` passed. */
+  private async waitForNew(from: Map<string, string>, blockMs: number): Promise<void> {
+    this.blockedRead = true;
     try {
-      reply = await this.blocking.call('XREADGROUP', ...args);
+      await this.blocking.call('XREAD', 'COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...from.keys(), ...from.values());
     } finally {
       this.blockedRead = false;
     }
-    const byStream = readReply(reply);
-    const foreign: string[] = [];
-    for (const entry of byStream.get(keys.unordered) ?? []) {
-      const stored = decodeEvent(entry.id, entry.fields);
-      if (!stored || !this.matches(stored)) foreign.push(entry.id);
-      else out.push(this.unorderedDelivery(stored, 1));
-    }
-    const acks: Promise<unknown>[] = [];
-    if (foreign.length > 0) acks.push(client.xack(keys.unordered, this.group, ...foreign));
-    for (const part of partitions) {
-      const entries = byStream.get(part.stream);
-      if (!entries?.length) continue;
-      const kept: string[] = [];
-      const other: string[] = [];
-      for (const entry of entries) {
-        const stored = decodeEvent(entry.id, entry.fields);
-        if (!stored || !this.matches(stored)) {
-          other.push(entry.id);
-          continue;
-        }
-        kept.push(entry.id);
-        part.entries.push({ id: entry.id, message: stored.message, handouts: 0, heldUntil: 0, notBefore: 0, token: 0 });
-      }
-      if (other.length > 0) acks.push(client.xack(part.stream, this.group, ...other));
-      // Read ahead is not handed out yet: its delivery counter says 0 until it is, so a new owner counts right.
-      if (kept.length > 0) acks.push(client.call('XCLAIM', part.stream, this.group, this.member, 0, ...kept, 'RETRYCOUNT', 0, 'JUSTID'));
-    }
-    await Promise.all(acks);
   }
 
   /** A newly owned partition's pending entries (the previous owner's, in order) come before any new entry. */
   private async readPendingOfNewPartitions(): Promise<void> {
     const { keys, client } = this.ctx;
     for (const part of this.leases.takingOver(READ_AHEAD)) {
-      const [size, rows] = (await run(client, TAKE_OVER_PARTITION, [part.stream, keys.keyedDue(this.group)], [
+      const [size, rows] = (await run(client, TAKE_OVER_PARTITION, [keys.lease(this.group, part.index), part.stream, keys.keyedDue(this.group)], [
+        part.token,
         this.group,
         this.member,
         part.pendingCursor!,
         TAKE_OVER_PAGE,
       ])) as [number, [string, number, string, string[]][]];
+      if (Number(size) < 0) this.leases.drop(part);
       if (!this.leases.owns(part)) continue;
       const other: string[] = [];
       for (const [id, count, due, fields] of rows) {
@@ -295,26 +316,39 @@ export class RedisConsumer implements TransportConsumer {
   private async handOutKeyed(out: TransportDelivery[], max: number): Promise<void> {
     const { keys, client } = this.ctx;
     const now = Date.now();
-    const writes: Promise<unknown>[] = [];
     for (const part of this.leases.serving()) {
+      if (out.length >= max) return;
       const blocked = new Set<string>();
+      const chosen: WindowEntry[] = [];
       for (const entry of part.entries) {
-        if (out.length >= max) break;
+        if (out.length + chosen.length >= max) break;
         const key = entry.message.orderingKey ?? '';
         if (blocked.has(key)) continue;
         blocked.add(key); // later entries of the key wait for this one
-        if (entry.heldUntil > now || entry.notBefore > now) continue;
-        const wasDelayed = entry.notBefore > 0;
+        if (entry.heldUntil <= now && entry.notBefore <= now) chosen.push(entry);
+      }
+      if (chosen.length === 0) continue;
+      // Held from now on, so the lease keeper does not let the partition go while this is recorded.
+      const before = chosen.map((e) => e.heldUntil);
+      for (const entry of chosen) entry.heldUntil = now + this.leaseMs;
+      const recorded = await run(client, HAND_OUT, [keys.lease(this.group, part.index), part.stream, keys.keyedDue(this.group)], [
+        part.token,
+        this.group,
+        this.member,
+        ...chosen.flatMap((e) => [e.id, e.handouts + 1]),
+      ]).catch((err: unknown) => {
+        chosen.forEach((e, i) => (e.heldUntil = before[i]!));
+        throw err;
+      });
+      if (recorded !== 1) this.leases.drop(part);
+      if (!this.leases.owns(part)) continue;
+      for (const entry of chosen) {
         entry.handouts += 1;
-        entry.heldUntil = now + this.leaseMs;
         entry.notBefore = 0;
         entry.token = ++this.tokens;
-        writes.push(client.call('XCLAIM', part.stream, this.group, this.member, 0, entry.id, 'RETRYCOUNT', entry.handouts, 'JUSTID'));
-        if (wasDelayed) writes.push(client.zrem(keys.keyedDue(this.group), entry.id));
         out.push(this.keyedDelivery(part, entry));
       }
     }
-    await Promise.all(writes);
   }
 
   private keyedDelivery(part: OwnedPartition, entry: WindowEntry): TransportDelivery {

@@ -42,3 +42,22 @@ export async function within(ms: number, work: () => Promise<unknown>): Promise<
     clearTimeout(timer);
   }
 }
+
+/**
+ * Logs the errors of a connection the transport opened (ioredis prints them
+ * to the console when nobody listens): a warning when it goes down, one
+ * line when it is back.
+ */
+export function watchConnection(connection: Redis, logger: Logger, role: string): void {
+  let down = false;
+  connection.on('error', (err: unknown) => {
+    if (down) return;
+    down = true;
+    logger.warn({ err, role }, 'redis transport: connection lost; reconnecting');
+  });
+  connection.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info({ role }, 'redis transport: connection back');
+  });
+}

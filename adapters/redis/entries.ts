@@ -1,7 +1,7 @@
 /**
- * How an event sits in a stream entry, and how stream replies are read
- * whatever shape the client gives them (RESP2 arrays, RESP3 maps flattened
- * by ioredis's legacy mapping, or plain objects).
+ * How an event sits in a stream entry. Entries are read through the
+ * transport's scripts, whose replies have one shape whatever protocol the
+ * client speaks.
  */
 import type { TransportEvent } from '@blawby/event-bus';
 
@@ -10,12 +10,6 @@ const TYPE = 't';
 const ENVELOPE = 'e';
 const KEY = 'k';
 const POSITION = 'p';
-
-/** A stream entry as read: its id and, unless it was deleted meanwhile, its field/value list. */
-export interface RawEntry {
-  readonly id: string;
-  readonly fields: readonly string[] | null;
-}
 
 /** A decoded entry. */
 export interface StoredEvent {
@@ -32,7 +26,7 @@ export function encodeEvent(message: TransportEvent): string[] {
   return fields;
 }
 
-/** The event of entry `id`, or `null` for an entry without an envelope (deleted, or not written by this transport). */
+/** The event of entry `id`, or `null` for an entry without a readable envelope (deleted, or not written by this transport). */
 export function decodeEvent(id: string, fields: readonly string[] | null): StoredEvent | null {
   if (!fields) return null;
   const f = new Map<string, string>();
@@ -41,41 +35,17 @@ export function decodeEvent(id: string, fields: readonly string[] | null): Store
   if (envelope === undefined) return null;
   const key = f.get(KEY);
   const position = f.get(POSITION);
-  const event = JSON.parse(envelope) as TransportEvent['event'];
+  let event: TransportEvent['event'];
+  try {
+    event = JSON.parse(envelope) as TransportEvent['event'];
+  } catch {
+    return null; // not written by this transport: skipped (acknowledged), so it cannot stall the group
+  }
   return {
     id,
     eventType: f.get(TYPE) ?? event.eventType,
     message: { event, ...(key !== undefined ? { orderingKey: key } : {}), ...(position !== undefined ? { position } : {}) },
   };
-}
-
-/** The entries per stream of an XREADGROUP reply, in any of the shapes ioredis may hand back. */
-export function readReply(reply: unknown): Map<string, RawEntry[]> {
-  const out = new Map<string, RawEntry[]>();
-  if (reply === null || reply === undefined) return out;
-  let pairs: [unknown, unknown][];
-  if (Array.isArray(reply)) {
-    if (typeof reply[0] === 'string' || Buffer.isBuffer(reply[0])) {
-      pairs = [];
-      for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([reply[i], reply[i + 1]]);
-    } else {
-      pairs = reply as [unknown, unknown][];
-    }
-  } else if (reply instanceof Map) {
-    pairs = [...reply.entries()] as [unknown, unknown][];
-  } else if (typeof reply === 'object') {
-    pairs = Object.entries(reply);
-  } else {
-    return out;
-  }
-  for (const [stream, items] of pairs) {
-    const entries: RawEntry[] = [];
-    for (const item of (items as [unknown, unknown][] | null) ?? []) {
-      entries.push({ id: String(item[0]), fields: Array.isArray(item[1]) ? (item[1] as unknown[]).map(String) : null });
-    }
-    out.set(String(stream), entries);
-  }
-  return out;
 }
 
 /** Stream ids `a` and `b` compared: negative when `a` comes first. */

@@ -73,6 +73,13 @@ export class PartitionLeases {
     return this.owned.get(part.index) === part;
   }
 
+  /** Forgets `part`: its lease turned out to be another member's (or gone). */
+  drop(part: OwnedPartition): void {
+    if (!this.owns(part)) return;
+    this.owned.delete(part.index);
+    this.ctx.logger.warn({ group: this.group, member: this.member, partition: part.index }, 'redis transport: lost a partition lease; another member takes it over');
+  }
+
   /** Owned partitions that hand out entries. */
   serving(): OwnedPartition[] {
     return [...this.owned.values()].filter((p) => !p.releasing);
@@ -109,10 +116,7 @@ export class PartitionLeases {
 
     for (const part of [...this.owned.values()]) {
       const renewed = await run(client, RENEW_LEASE, [keys.lease(this.group, part.index)], [part.token, this.leaseMs]);
-      if (renewed !== 1 && this.owns(part)) {
-        this.owned.delete(part.index);
-        logger.warn({ group: this.group, member: this.member, partition: part.index }, 'redis transport: lost a partition lease; another member takes it over');
-      }
+      if (renewed !== 1) this.drop(part);
     }
 
     const now = Date.now();

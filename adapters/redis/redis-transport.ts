@@ -17,7 +17,7 @@ import {
 } from '@blawby/event-bus';
 import { Redis } from 'ioredis';
 import { RedisConsumer } from './consumer';
-import { CLOSE_TIMEOUT_MS, unavailable, within, type TransportContext } from './context';
+import { CLOSE_TIMEOUT_MS, unavailable, watchConnection, within, type TransportContext } from './context';
 import { compareIds, encodeEvent } from './entries';
 import { keysOf, partitionOf, type Keys } from './keys';
 import { ENSURE_GROUP, PROGRESS, PUBLISH, run, TRIM } from './scripts';
@@ -107,6 +107,7 @@ class RedisStreamsTransport implements RedisTransport {
     this.logger = opts.logger ?? silentLogger;
     this.ownsClient = opts.client === undefined;
     this.client = opts.client ?? new Redis(opts.url!, { lazyConnect: true });
+    if (this.ownsClient) watchConnection(this.client, this.logger, 'commands');
     this.context = {
       client: this.client,
       keys: this.keys,
@@ -138,9 +139,9 @@ class RedisStreamsTransport implements RedisTransport {
     validateConsume(group, options);
     await this.init();
     await this.ensureGroup(group, options.patterns);
-    const consumer: RedisConsumer = new RedisConsumer(this.context, group, options, this.client.duplicate({ lazyConnect: true }), () =>
-      this.consumers.delete(consumer),
-    );
+    const blocking = this.client.duplicate({ lazyConnect: true });
+    watchConnection(blocking, this.logger, 'blocking');
+    const consumer: RedisConsumer = new RedisConsumer(this.context, group, options, blocking, () => this.consumers.delete(consumer));
     this.consumers.add(consumer);
     try {
       await consumer.start();
@@ -159,7 +160,8 @@ class RedisStreamsTransport implements RedisTransport {
       const seen = await this.client.get(this.keys.epoch);
       const intact = seen !== null && seen === this.epoch;
       if (!intact) {
-        this.logger.warn({ prefix: this.keys.epoch }, 'redis transport: Redis lost its data (no persistence?); the relay sends again');
+        this.logger.warn({ key: this.keys.epoch }, 'redis transport: Redis lost its data (no persistence?); the relay sends again');
+        await this.client.set(this.keys.partitionCount, String(this.partitions), 'NX');
         await this.adoptEpoch();
         for (const group of groups) await this.ensureGroup(group);
       }
@@ -199,6 +201,7 @@ class RedisStreamsTransport implements RedisTransport {
 
   private async checkServer(): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
+    await this.checkVersion();
     await this.checkEvictionPolicy();
     await this.client.set(this.keys.partitionCount, String(this.partitions), 'NX');
     const stored = Number(await this.client.get(this.keys.partitionCount));
@@ -209,6 +212,17 @@ class RedisStreamsTransport implements RedisTransport {
       );
     }
     await this.adoptEpoch();
+  }
+
+  /** The scripts use XAUTOCLAIM, XTRIM MINID and exclusive ranges: Redis 6.2. */
+  private async checkVersion(): Promise<void> {
+    const info = String(await this.client.info('server'));
+    const version = /redis_version:(\d+)\.(\d+)/.exec(info);
+    if (!version) return; // a compatible server that does not say (some proxies): let the commands tell
+    const [major, minor] = [Number(version[1]), Number(version[2])];
+    if (major < 6 || (major === 6 && minor < 2)) {
+      throw new EventBusError('TRANSPORT_MISCONFIGURED', `Redis ${major}.${minor} is too old for the Redis transport: it needs Redis 6.2 or newer`);
+    }
   }
 
   /** An evicting Redis could drop streams (lost events) or leases: refuse allkeys-*, warn about volatile-*. */
@@ -255,8 +269,10 @@ class RedisStreamsTransport implements RedisTransport {
     const saved = await this.client.hget(this.keys.groups, group);
     const patterns = saved ? (JSON.parse(saved) as string[]) : [];
     let best: { id: string; position: string } | undefined;
-    for (const stream of this.keys.streams) {
-      const reply = (await run(this.client, PROGRESS, [stream], [group, PROGRESS_SCAN_LIMIT, ...patterns])) as string[];
+    const replies = (await Promise.all(
+      this.keys.streams.map((stream) => run(this.client, PROGRESS, [stream], [group, PROGRESS_SCAN_LIMIT, ...patterns])),
+    )) as string[][];
+    for (const reply of replies) {
       for (let i = 0; i + 1 < reply.length; i += 2) {
         const id = reply[i]!;
         if (id !== '' && (!best || compareIds(id, best.id) < 0)) best = { id, position: reply[i + 1]! };

@@ -156,32 +156,91 @@ return 1
 
 /**
  * One page of a key partition's pending entries for its new owner, in id
- * order. With ARGV[3] = '-' (the first page) it first claims every pending
- * entry of the group on the partition, keeping their delivery counts
- * (JUSTID). Entries deleted meanwhile are acknowledged. KEYS: stream, keyed
- * due set. ARGV: group, member, start ('-' or '(id'), count. Reply: {page
- * size, {id, count, not-before or '', fields}...}.
+ * order, while the caller still holds the partition's lease. With ARGV[4] =
+ * '-' (the first page) it first claims every pending entry of the group on
+ * the partition, keeping their delivery counts (JUSTID). Entries deleted
+ * meanwhile are acknowledged. KEYS: lease, stream, keyed due set. ARGV:
+ * lease token, group, member, start ('-' or '(id'), count. Reply: {page
+ * size, {id, count, not-before or '', fields}...}, or {-1, {}} when the lease
+ * is no longer the caller's.
  */
 export const TAKE_OVER_PARTITION = script(`
-local g, me, start, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return { -1, {} } end
+local g, me, start, count = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 if start == '-' then
   local cursor = '0-0'
   repeat
-    local r = redis.call('XAUTOCLAIM', KEYS[1], g, me, 0, cursor, 'COUNT', 500, 'JUSTID')
+    local r = redis.call('XAUTOCLAIM', KEYS[2], g, me, 0, cursor, 'COUNT', 500, 'JUSTID')
     cursor = r[1]
   until cursor == '0-0'
 end
-local pe = redis.call('XPENDING', KEYS[1], g, start, '+', count, me)
+local pe = redis.call('XPENDING', KEYS[2], g, start, '+', count, me)
 local out = {}
 for _, p in ipairs(pe) do
-  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])
-  if e[1] and e[1][2] then out[#out + 1] = { p[1], p[4], redis.call('ZSCORE', KEYS[2], p[1]) or '', e[1][2] }
+  local e = redis.call('XRANGE', KEYS[2], p[1], p[1])
+  if e[1] and e[1][2] then out[#out + 1] = { p[1], p[4], redis.call('ZSCORE', KEYS[3], p[1]) or '', e[1][2] }
   else
-    redis.call('XACK', KEYS[1], g, p[1])
-    redis.call('ZREM', KEYS[2], p[1])
+    redis.call('XACK', KEYS[2], g, p[1])
+    redis.call('ZREM', KEYS[3], p[1])
   end
 end
 return { #pe, out }
+`);
+
+/**
+ * Reads new entries without blocking: of the unordered stream, and of each
+ * key partition whose lease is still the caller's (checked in the same
+ * atomic step, so a member that lost a partition never reads from it). A
+ * partition's entries are read ahead into the owner's window, not handed
+ * out: their delivery counter is set to 0 at once. Each stream's answer
+ * carries its newest id, from which a blocking XREAD waits for more. KEYS:
+ * unordered stream, then (lease, stream) per partition. ARGV: group,
+ * member, unordered count (0: none), partition count, a lease token per
+ * partition. Reply per stream: {newest id, entries}, or {'lost', {}} for a
+ * partition whose lease is gone.
+ */
+export const READ_NEW = script(`
+local g, me, cu, cp = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local function newest(stream) local t = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1); return t[1] and t[1][1] or '0-0' end
+local function read(stream, count)
+  local r = redis.call('XREADGROUP', 'GROUP', g, me, 'COUNT', count, 'STREAMS', stream, '>')
+  if not r then return {} end
+  return r[1][2]
+end
+local out = {}
+if cu > 0 then out[1] = { newest(KEYS[1]), read(KEYS[1], cu) } else out[1] = { newest(KEYS[1]), {} } end
+for i = 2, #KEYS, 2 do
+  if redis.call('GET', KEYS[i]) ~= ARGV[4 + i / 2] then out[#out + 1] = { 'lost', {} }
+  else
+    local es = read(KEYS[i + 1], cp)
+    if #es > 0 then
+      local args = { 'XCLAIM', KEYS[i + 1], g, me, 0 }
+      for _, e in ipairs(es) do args[#args + 1] = e[1] end
+      args[#args + 1] = 'RETRYCOUNT'
+      args[#args + 1] = 0
+      args[#args + 1] = 'JUSTID'
+      redis.call(unpack(args))
+    end
+    out[#out + 1] = { newest(KEYS[i + 1]), es }
+  end
+end
+return out
+`);
+
+/**
+ * Records hand-outs of keyed entries while the caller still holds the
+ * partition's lease: each entry's delivery counter becomes its hand-out
+ * count (so a new owner counts on from it), and a retry delay it waited for
+ * is cleared. KEYS: lease, stream, keyed due set. ARGV: lease token, group,
+ * member, then (id, count) pairs. Reply: 1 done, 0 lease lost.
+ */
+export const HAND_OUT = script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 4, #ARGV, 2 do
+  redis.call('XCLAIM', KEYS[2], ARGV[2], ARGV[3], 0, ARGV[i], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')
+  redis.call('ZREM', KEYS[3], ARGV[i])
+end
+return 1
 `);
 
 /** KEYS: lease. ARGV: token, ttl ms. Renews the lease while it is still the caller's. Reply: 1 renewed, 0 lost. */

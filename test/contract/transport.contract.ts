@@ -289,3 +289,80 @@ export function describeTransportContract(name: string, factory: TransportFactor
     });
   });
 }
+
+// ---------------------------------------------------------------------------
+// Additions (written with the Redis transport): behaviours the port promises
+// that the tests above leave open. Same helpers, own describe block.
+
+/** More contract tests; run next to {@link describeTransportContract} with the same factory. */
+export function describeTransportContractAdditions(name: string, factory: TransportFactory): void {
+  describe(`Transport contract additions: ${name}`, () => {
+    const open: Transport[] = [];
+    const consumers: TransportConsumer[] = [];
+    let namespace = '';
+    let counter = 0;
+
+    async function instance(): Promise<Transport> {
+      const transport = await factory(namespace);
+      open.push(transport);
+      return transport;
+    }
+    async function fresh(): Promise<Transport> {
+      namespace = `x${process.pid}_${Date.now()}_${++counter}`;
+      return instance();
+    }
+    async function join(t: Transport, group: string, patterns: readonly string[] = ['*']): Promise<TransportConsumer> {
+      const consumer = await t.consume(group, { patterns, leaseMs: LEASE_MS, member: `x${++counter}` });
+      consumers.push(consumer);
+      return consumer;
+    }
+
+    afterEach(async () => {
+      await Promise.all(consumers.splice(0).map((c) => c.close()));
+      await Promise.all(open.splice(0).map((t) => t.close()));
+    });
+
+    it('brings a retried keyed delivery back with the count one higher, before the next event of its key (orderedPerKey)', async (ctx) => {
+      const t = await fresh();
+      if (!t.capabilities.orderedPerKey) return ctx.skip(`transport "${t.name}" does not keep order per key`);
+      const a = await join(t, 'a');
+      const sent = events(2, { orderingKey: 'k' });
+      await t.publish(sent);
+      const [first] = await collect(a, 1, { ack: false });
+      expect(first!.deliveryCount).toBe(1);
+      await first!.retry(200);
+      const [again] = await collect(a, 1, { ack: false });
+      expect([again!.event.eventId, again!.deliveryCount]).toEqual([sent[0]!.event.eventId, 2]);
+      await again!.ack();
+      const [next] = await collect(a, 1);
+      expect([next!.event.eventId, next!.deliveryCount]).toEqual([sent[1]!.event.eventId, 1]);
+    });
+
+    it('gives a leaving member\'s keyed deliveries to the others, in order (orderedPerKey)', async (ctx) => {
+      const t1 = await fresh();
+      if (!t1.capabilities.orderedPerKey) return ctx.skip(`transport "${t1.name}" does not keep order per key`);
+      const t2 = t1.capabilities.crossProcess ? await instance() : t1;
+      const leaving = await join(t1, 'a');
+      const sent = events(3, { orderingKey: 'k' });
+      await t1.publish(sent);
+      const held = await collect(leaving, 1, { ack: false });
+      expect(ids(held)).toEqual([sent[0]!.event.eventId]);
+      const staying = await join(t2, 'a');
+      await leaving.close();
+      const taken = await collect(staying, 3, { timeoutMs: LEASE_MS * 4 });
+      expect(ids(taken)).toEqual(ids(sent));
+    });
+
+    it('reports progress only over the types a group takes (progress)', async (ctx) => {
+      const t = await fresh();
+      if (!t.progress) return ctx.skip(`transport "${t.name}" has no progress (not fed by the relay)`);
+      const billing = await join(t, 'billing', ['billing.*']);
+      const signups = events(2).map((e, i) => ({ ...e, position: `2:${i + 1}` }));
+      const invoice = { ...events(1, { type: 'billing.invoice_paid' })[0]!, position: '2:3' };
+      await t.publish([...signups, invoice]);
+      expect((await t.progress(['billing'])).oldestPending).toEqual({ billing: '2:3' });
+      await collect(billing, 1);
+      expect((await t.progress(['billing'])).oldestPending).toEqual({ billing: null });
+    });
+  });
+}

@@ -1,4 +1,5 @@
 import { inProcessTransport } from '../../src/index';
-import { describeTransportContract } from '../contract/transport.contract';
+import { describeTransportContract, describeTransportContractAdditions } from '../contract/transport.contract';
 
 describeTransportContract('in-process', async () => inProcessTransport());
+describeTransportContractAdditions('in-process', async () => inProcessTransport());
