@@ -14,7 +14,7 @@ import {
   type TransportProgress,
 } from '@blawby/event-bus';
 import { consumerInfo, ensureConsumer, ensureStreams, isStreamMissing, unavailable, type ConsumerSpec } from './broker';
-import { decodeEvent, encodeEvent } from './codec';
+import { decodeEvent, encodeEvent, messageId } from './codec';
 import type { GroupContext } from './group-context';
 import {
   eventSubject,
@@ -236,7 +236,8 @@ export class NatsTransport implements Transport {
       events.map((message) => {
         const key = message.orderingKey;
         const subject = eventSubject(this.names, message.event.eventType, key === undefined ? undefined : partitionOf(key, this.options.partitions));
-        return js.publish(subject, encodeEvent(message), { msgID: message.event.eventId, timeout: this.options.ackTimeoutMs });
+        const msgID = messageId(message);
+        return js.publish(subject, encodeEvent(message), { ...(msgID ? { msgID } : {}), timeout: this.options.ackTimeoutMs });
       }),
     );
     for (const ack of acks) if (ack.seq > this.stream.lastSeq) this.stream.lastSeq = ack.seq;

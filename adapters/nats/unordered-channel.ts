@@ -7,7 +7,7 @@
  */
 import type { TransportDelivery, TransportEvent } from '@blawby/event-bus';
 import { unavailable } from './broker';
-import { decodeEvent } from './codec';
+import { addressedTo, decodeEvent } from './codec';
 import type { GroupContext } from './group-context';
 import { ackAndConfirm, nak, pull, working, type PullRequest, type PulledMessage } from './pull';
 
@@ -88,7 +88,7 @@ export class UnorderedChannel {
 
   private receive(message: PulledMessage): void {
     const event = decodeEvent(message.data);
-    if (!event || !this.ctx.filter.matches(event.event.eventType)) {
+    if (!event || !this.ctx.filter.matches(event.event.eventType) || !addressedTo(event, this.ctx.group)) {
       void ackAndConfirm(this.ctx.nc, message.reply, this.ctx.ackTimeoutMs).catch(() => {});
       return;
     }

@@ -52,6 +52,8 @@ export class RedisConsumer implements TransportConsumer {
   private readonly leases: PartitionLeases;
   /** How often a waiting fetch looks again for deliveries whose holder's lease ran out. */
   private readonly pollMs: number;
+  /** Set when a keyed ack freed a key since the current fetch round began (see {@link keyFreed}). */
+  private freedKey = false;
   private cursor = '0-0';
   private nextDueAt = 0;
   private tokens = 0;
@@ -120,6 +122,7 @@ export class RedisConsumer implements TransportConsumer {
     try {
       for (;;) {
         if (this.closed || signal?.aborted) return out;
+        this.freedKey = false;
         let wake: Map<string, string> | null = null;
         try {
           await this.handOutKeyed(out, max);
@@ -139,6 +142,7 @@ export class RedisConsumer implements TransportConsumer {
         if (out.length > 0 || Date.now() >= deadline) return out;
         const blockMs = this.blockFor(deadline);
         // Wait only when nothing more can be read right away (a new owner's pending list may have pages left).
+        if (this.freedKey) continue; // an ack came in meanwhile: hand out what it freed instead of waiting
         if (wake && blockMs > 0 && this.leases.takingOver(READ_AHEAD).length === 0) await this.waitForNew(wake, blockMs);
       }
     } catch (err) {
@@ -157,6 +161,8 @@ export class RedisConsumer implements TransportConsumer {
   }
 
   private matches(stored: StoredEvent): boolean {
+    const addressed = stored.message.subscriber;
+    if (addressed !== undefined && addressed !== this.group) return false;
     return this.patterns.some((p) => matchesPattern(p, stored.eventType));
   }
 
@@ -367,6 +373,7 @@ export class RedisConsumer implements TransportConsumer {
         }
         const at = part.entries.indexOf(entry);
         if (at >= 0) part.entries.splice(at, 1);
+        this.keyFreed(); // the key's next entry may go out now
       },
       retry: async (delayMs) => {
         if (!holds()) return;
@@ -397,6 +404,12 @@ export class RedisConsumer implements TransportConsumer {
     } catch {
       this.blockingId = undefined;
     }
+  }
+
+  /** A keyed entry was acknowledged: a waiting fetch can hand out that key's next one at once. */
+  private keyFreed(): void {
+    this.freedKey = true;
+    void this.unblock();
   }
 
   /** Ends a blocked read at once (CLIENT UNBLOCK from the command connection): it returns what it has. */

@@ -10,6 +10,7 @@ const TYPE = 't';
 const ENVELOPE = 'e';
 const KEY = 'k';
 const POSITION = 'p';
+const SUBSCRIBER = 's';
 
 /** A decoded entry. */
 export interface StoredEvent {
@@ -18,11 +19,12 @@ export interface StoredEvent {
   readonly message: TransportEvent;
 }
 
-/** The fields of one event: its type on its own (so the server can filter by type), the envelope as JSON, key and position. */
+/** The fields of one event: its type on its own (so the server can filter by type), the envelope as JSON, key, position, and the one group it is addressed to. */
 export function encodeEvent(message: TransportEvent): string[] {
   const fields = [TYPE, message.event.eventType, ENVELOPE, JSON.stringify(message.event)];
   if (message.orderingKey !== undefined) fields.push(KEY, message.orderingKey);
   if (message.position !== undefined) fields.push(POSITION, message.position);
+  if (message.subscriber !== undefined) fields.push(SUBSCRIBER, message.subscriber);
   return fields;
 }
 
@@ -35,6 +37,7 @@ export function decodeEvent(id: string, fields: readonly string[] | null): Store
   if (envelope === undefined) return null;
   const key = f.get(KEY);
   const position = f.get(POSITION);
+  const subscriber = f.get(SUBSCRIBER);
   let event: TransportEvent['event'];
   try {
     event = JSON.parse(envelope) as TransportEvent['event'];
@@ -44,7 +47,12 @@ export function decodeEvent(id: string, fields: readonly string[] | null): Store
   return {
     id,
     eventType: f.get(TYPE) ?? event.eventType,
-    message: { event, ...(key !== undefined ? { orderingKey: key } : {}), ...(position !== undefined ? { position } : {}) },
+    message: {
+      event,
+      ...(key !== undefined ? { orderingKey: key } : {}),
+      ...(position !== undefined ? { position } : {}),
+      ...(subscriber !== undefined ? { subscriber } : {}),
+    },
   };
 }
 

@@ -163,10 +163,13 @@ class RedisStreamsTransport implements RedisTransport {
         this.logger.warn({ key: this.keys.epoch }, 'redis transport: Redis lost its data (no persistence?); the relay sends again');
         await this.client.set(this.keys.partitionCount, String(this.partitions), 'NX');
         await this.adoptEpoch();
-        for (const group of groups) await this.ensureGroup(group);
+        // Groups come back when their members next read (from the start of what the streams hold).
       }
       const oldestPending: Record<string, string | null> = {};
-      for (const group of groups) oldestPending[group] = await this.oldestPosition(group);
+      for (const group of groups) {
+        const oldest = await this.oldestPosition(group);
+        if (oldest !== undefined) oldestPending[group] = oldest; // a group with no member yet is left out
+      }
       return { intact, oldestPending };
     } catch (err) {
       throw unavailable('read progress', err);
@@ -264,14 +267,19 @@ class RedisStreamsTransport implements RedisTransport {
     }
   }
 
-  /** The position of `group`'s oldest entry it has not acknowledged, over every stream (ids compare across them). */
-  private async oldestPosition(group: string): Promise<string | null> {
+  /**
+   * The position of `group`'s oldest entry it has not acknowledged, over
+   * every stream (ids compare across them); `undefined` when the group exists
+   * on no stream.
+   */
+  private async oldestPosition(group: string): Promise<string | null | undefined> {
     const saved = await this.client.hget(this.keys.groups, group);
     const patterns = saved ? (JSON.parse(saved) as string[]) : [];
     let best: { id: string; position: string } | undefined;
     const replies = (await Promise.all(
       this.keys.streams.map((stream) => run(this.client, PROGRESS, [stream], [group, PROGRESS_SCAN_LIMIT, ...patterns])),
     )) as string[][];
+    if (replies.every((reply) => reply.length === 0)) return undefined;
     for (const reply of replies) {
       for (let i = 0; i + 1 < reply.length; i += 2) {
         const id = reply[i]!;

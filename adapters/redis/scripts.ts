@@ -290,7 +290,7 @@ return redis.call('XTRIM', KEYS[1], 'MINID', low)
 /**
  * Where group ARGV[1] stands on one stream: its oldest pending entry that
  * carries a position, and its first not yet delivered entry of a matching
- * type that carries one. Scans at most ARGV[2] entries each way; when the
+ * type (not addressed to another group) that carries one. Scans at most ARGV[2] entries each way; when the
  * undelivered scan runs out first it answers the last positioned entry it
  * passed (all before it are of other types, so that is still safe). KEYS:
  * stream. ARGV: group, scan limit, patterns (none: every type). Reply:
@@ -332,7 +332,7 @@ while not undelivered and scanned < limit do
   for _, e in ipairs(es) do
     local f = fields(e[2])
     if f['p'] then
-      if matches(f['t']) then undelivered = { e[1], f['p'] }; break end
+      if matches(f['t']) and (not f['s'] or f['s'] == g) then undelivered = { e[1], f['p'] }; break end
       passed = { e[1], f['p'] }
     end
   end
