@@ -79,7 +79,9 @@ export function firstOf(signals: readonly (AbortSignal | undefined)[]): AbortSig
       controller.abort(s.reason);
       break;
     }
-    s.addEventListener('abort', () => controller.abort(s.reason), { once: true, signal: controller.signal });
+    // Left in place: each signal is one operation's, dropped with it (a `signal` option here would
+    // put one listener per call on the controller's signal, past Node's warning threshold).
+    s.addEventListener('abort', () => controller.abort(s.reason), { once: true });
   }
   return controller.signal;
 }
