@@ -23,6 +23,7 @@ import { workerCatalog } from './fixtures/catalog';
 import { connect, type ServerDriver } from './fixtures/connect';
 import { startFreezableProxy, type FreezableProxy } from './fixtures/freezable-proxy';
 import { startThrowawayServer, throwawayServerUnavailable, type ThrowawayServer } from './fixtures/throwaway-server';
+import { sleep, until, untilAvailable } from './fixtures/waiting';
 
 const reason = throwawayServerUnavailable();
 if (reason) process.stderr.write(`[outage-liveness.int.test] SKIPPED: ${reason}\n`);
@@ -31,16 +32,6 @@ if (reason) process.stderr.write(`[outage-liveness.int.test] SKIPPED: ${reason}\
 const BOUND_MS = 1500;
 /** What a loaded machine may add to the bound: timers firing late, the route's own work. */
 const SLACK_MS = 1000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not in time`);
-    await sleep(25);
-  }
-}
 
 /** How a call settled, and after how long. */
 interface Outcome {
@@ -202,19 +193,6 @@ describe.skipIf(reason !== null)(`liveness through a database outage${reason ? `
     await bus.stop();
   }, 30_000);
 });
-
-/** Calls `call` until it does not fail with STORAGE_UNAVAILABLE (any other error fails the test). */
-async function untilAvailable<T>(call: () => Promise<T>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await call();
-    } catch (err) {
-      if (!EventBusError.is(err, 'STORAGE_UNAVAILABLE') || Date.now() > deadline) throw new Error(`${what}: ${String(err)}`, { cause: err });
-      await sleep(100);
-    }
-  }
-}
 
 async function countRows(
   db: DrizzleDatabase,
