@@ -54,6 +54,24 @@ const cases: [ServerDriver, Kind][] = (['postgres-js', 'node-postgres'] as const
   (['refused', 'stopped', 'frozen'] as const).map((kind): [ServerDriver, Kind] => [driver, kind]),
 );
 
+describe('the operationTimeoutMs option', () => {
+  it('takes a number of milliseconds, 0 for no bound, and refuses anything else with INVALID_OPTION', async () => {
+    // Never queried: the option is checked when the storage is created.
+    const { db, end } = connect('node-postgres', 'postgres://postgres@127.0.0.1:1/none');
+    try {
+      for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '5000']) {
+        expect(() => postgresStorage({ db, operationTimeoutMs: bad as number })).toThrow(
+          expect.objectContaining({ code: 'INVALID_OPTION' }),
+        );
+      }
+      expect(() => postgresStorage({ db, operationTimeoutMs: 0 })).not.toThrow();
+      expect(() => postgresStorage({ db, operationTimeoutMs: 250 })).not.toThrow();
+    } finally {
+      await end();
+    }
+  });
+});
+
 describe.skipIf(reason !== null)(`liveness through a database outage${reason ? ` (skipped: ${reason})` : ''}`, () => {
   let server: ThrowawayServer;
   let proxy: FreezableProxy;
