@@ -52,7 +52,7 @@ import {
 } from './driver';
 import { withDeadline } from './deadline';
 import { eventOfRow, isUuid } from './event-row';
-import { resolveRetention, retentionLockStatement, RetentionRunner, type RetentionOptions, type RetentionStats } from './retention';
+import { resolveRetention, RetentionRunner, type RetentionOptions, type RetentionStats } from './retention';
 import { tableNames, type TableNames, type TableOptions } from './names';
 import * as q from './statements';
 import type { ClaimShare, RangeLease, RowLease } from './statements';
@@ -737,15 +737,12 @@ class PgStorage implements PostgresStorage {
     return this.retention?.stats() ?? { runs: 0, skipped: 0, purged: 0, lastRunAt: null, lastPurged: 0 };
   }
 
-  /** One batch of retention: the lock, then the purge, in one short transaction; `null` when another process holds the lock. */
-  private retentionBatch(olderThan: Date, batchSize: number): Promise<number | null> {
-    return this.run('retention', () =>
-      this.db.transaction(async (tx: Executor) => {
-        const [lock] = await rowsOf(tx, retentionLockStatement(this.tables.lockKey));
-        if (lock?.locked !== true) return null;
-        return (await rowsOf(tx, q.purgeStatement(this.tables, olderThan, batchSize, this.ttlMs))).length;
-      }),
+  /** One batch of retention, the lock and the purge in one statement; `null` when another process holds the lock. */
+  private async retentionBatch(olderThan: Date, batchSize: number): Promise<number | null> {
+    const [r] = await this.run('retention', (signal) =>
+      rowsOf(this.exec, q.retentionPurgeStatement(this.tables, this.tables.lockKey, olderThan, batchSize, this.ttlMs), signal),
     );
+    return r?.locked === true ? Number(r.n) : null;
   }
 
   // --- transactions and wake-ups ---
