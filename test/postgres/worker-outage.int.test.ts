@@ -23,7 +23,7 @@ const reason = throwawayServerUnavailable();
 if (reason) process.stderr.write(`[worker-outage.int.test] SKIPPED: ${reason}\n`);
 
 const BOUND_MS = 1500;
-const SLACK_MS = 1000;
+const SLACK_MS = 1500;
 
 type Kind = 'stopped' | 'frozen';
 const cases: [ServerDriver, Kind][] = (['postgres-js', 'node-postgres'] as const).flatMap((driver) =>
