@@ -2,9 +2,12 @@
  * Coalesces calls made in the same tick into one statement: ten callers that
  * publish at once pay one round trip and one commit, not ten.
  */
+import { firstOf, untilAborted } from './deadline';
 
 interface Pending<I, O> {
   input: I;
+  /** The caller's deadline. */
+  signal: AbortSignal | undefined;
   resolve: (value: O) => void;
   reject: (err: unknown) => void;
 }
@@ -13,6 +16,9 @@ interface Pending<I, O> {
  * Collects calls until the current tick ends, then runs them with `runMany`.
  * When a batch of several calls fails for a reason other than `isFatal` (one
  * call's bad data, say), each call is retried alone so the others succeed.
+ * A batch runs under the earliest deadline of its calls: once that passes,
+ * its calls reject with the deadline's reason and the batch is no longer
+ * waited for (`drain` included), though its statement may still complete.
  */
 export class TickBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
@@ -20,15 +26,15 @@ export class TickBatcher<I, O> {
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
-    private readonly runMany: (inputs: I[]) => Promise<O[]>,
+    private readonly runMany: (inputs: I[], signal: AbortSignal | undefined) => Promise<O[]>,
     private readonly sizeOf: (input: I) => number,
     private readonly maxSize: number,
     private readonly isFatal: (err: unknown) => boolean,
   ) {}
 
-  add(input: I): Promise<O> {
+  add(input: I, signal?: AbortSignal): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
+      this.queue.push({ input, signal, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -63,11 +69,12 @@ export class TickBatcher<I, O> {
   }
 
   private async send(batch: Pending<I, O>[]): Promise<void> {
+    const signal = firstOf(batch.map((p) => p.signal));
     try {
-      const results = await this.runMany(batch.map((p) => p.input));
+      const results = await untilAborted(this.runMany(batch.map((p) => p.input), signal), signal);
       batch.forEach((p, i) => p.resolve(results[i]!));
     } catch (err) {
-      if (batch.length === 1 || this.isFatal(err)) {
+      if (batch.length === 1 || this.isFatal(err) || signal?.aborted) {
         for (const p of batch) p.reject(err);
         return;
       }

@@ -6,6 +6,7 @@
 import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { EventBusError, type Logger } from '@blawby/event-bus';
+import { NoAnswerError } from './deadline';
 import { isNodePostgres, listenNodePostgres, nodePostgresExecutor } from './node-postgres';
 
 /**
@@ -22,9 +23,13 @@ export interface DrizzleDatabase {
   $client?: unknown;
 }
 
-/** Something that can run a query: the database or a transaction of it. */
+/**
+ * Something that can run a query: the database or a transaction of it.
+ * `signal` aborts when the caller stopped waiting; an executor may then
+ * withdraw a statement it has not sent yet (drizzle's own ignore it).
+ */
 export interface Executor {
-  execute(query: SQL): PromiseLike<unknown>;
+  execute(query: SQL, signal?: AbortSignal): PromiseLike<unknown>;
 }
 
 interface PostgresJsClient {
@@ -42,11 +47,16 @@ const dialect = new PgDialect();
  * created with `prepare: false` (e.g. behind PgBouncer). The same client
  * runs them, so results keep their shapes (the storage reads times as epoch
  * numbers, so date parsers do not matter). On PGlite, see `eventLoopExecutor`.
+ * On a node-postgres pool, a statement whose caller stopped waiting before it
+ * got a connection is withdrawn. postgres.js offers no safe way to do that:
+ * `cancel()` on a query a connecting connection holds leaves that connection
+ * unusable, and on a query already sent it opens a cancel connection whose
+ * failure is an unhandled rejection inside the driver.
  */
 export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
-  if (isPglite(db.$client)) return eventLoopExecutor(db);
+  if (isPglite(db)) return eventLoopExecutor(db);
+  if (isNodePostgres(db.$client)) return nodePostgresExecutor(db.$client, prepare);
   if (!prepare) return db;
-  if (isNodePostgres(db.$client)) return nodePostgresExecutor(db.$client);
   // A postgres.js `Sql` is a function with `unsafe`; PGlite is an object.
   const client = db.$client as (PostgresJsClient & ((...args: unknown[]) => unknown)) | undefined;
   if (typeof client !== 'function' || typeof client.unsafe !== 'function' || client.options?.prepare === false) {
@@ -61,8 +71,9 @@ export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
   };
 }
 
-/** PGlite's client (postgres.js's is a function, node-postgres's has no `waitReady`). */
-function isPglite(client: unknown): boolean {
+/** True when `db` runs on PGlite (in process: no network between it and the storage). */
+export function isPglite(db: DrizzleDatabase): boolean {
+  const client = db.$client;
   return typeof client === 'object' && client !== null && 'waitReady' in client;
 }
 
@@ -92,8 +103,8 @@ function eventLoopExecutor(db: DrizzleDatabase): Executor {
 export type Row = Record<string, unknown>;
 
 /** Runs `query` and returns its rows, whichever driver (an array from postgres.js, `{ rows }` from node-postgres and PGlite). */
-export async function rowsOf(executor: Executor, query: SQL): Promise<Row[]> {
-  const result = await executor.execute(query);
+export async function rowsOf(executor: Executor, query: SQL, signal?: AbortSignal): Promise<Row[]> {
+  const result = await executor.execute(query, signal);
   if (Array.isArray(result)) return result as Row[];
   const rows = (result as { rows?: unknown } | null)?.rows;
   return Array.isArray(rows) ? (rows as Row[]) : [];
@@ -136,10 +147,18 @@ export function isConnectionError(err: unknown): boolean {
 
 /**
  * Turns a connection failure into `EventBusError('STORAGE_UNAVAILABLE')`
- * (keeping the driver's error as `cause`); other errors pass unchanged.
+ * (keeping the driver's error, or the {@link NoAnswerError}, as `cause`);
+ * other errors pass unchanged.
  */
 export function wrapError(err: unknown, what: string): unknown {
   if (EventBusError.is(err)) return err;
+  if (err instanceof NoAnswerError) {
+    return new EventBusError(
+      'STORAGE_UNAVAILABLE',
+      `PostgreSQL did not answer within ${err.timeoutMs} ms (${what}); the operation may still complete`,
+      { cause: err },
+    );
+  }
   if (isConnectionError(err)) {
     return new EventBusError('STORAGE_UNAVAILABLE', `PostgreSQL is unavailable (${what})`, { cause: err });
   }
@@ -171,7 +190,7 @@ export async function listen(
       }
     | undefined;
   if (!client || typeof client.listen !== 'function') return null;
-  if (isPglite(client)) {
+  if (isPglite(db)) {
     // PGlite: listen() resolves to an unsubscribe function.
     const unsubscribe = (await client.listen(channel, () => onNotify())) as () => Promise<void>;
     return async () => {

@@ -14,11 +14,20 @@ interface PgQueryable {
   query(config: { name?: string; text: string; values?: unknown[] }): Promise<unknown>;
 }
 
-/** A `pg.Pool`: its options and the client class it creates connections with. */
+/** A `pg.Pool`: its options, the client class it creates connections with, and checkout. */
 interface PgPool extends PgQueryable {
   options: Record<string, unknown>;
   Client: new (config: Record<string, unknown>) => PgClient;
   totalCount: number;
+  connect(): Promise<PgPoolClient>;
+}
+
+/** A client checked out of a `pg.Pool`. */
+interface PgPoolClient extends PgQueryable {
+  /** Back to the pool; with an error, the pool discards the client. */
+  release(err?: Error | boolean): void;
+  once(event: 'error', fn: (err: Error) => void): unknown;
+  removeListener(event: 'error', fn: (err: Error) => void): unknown;
 }
 
 /** A `pg.Client`. */
@@ -41,24 +50,68 @@ export function isNodePostgres(client: unknown): client is PgPool | PgClient {
 const dialect = new PgDialect();
 
 /**
- * Runs drizzle SQL on node-postgres as a named prepared statement, named by a
- * hash of its text (pg prepares a name once per connection and refuses one
- * name for two texts). Rows come back as `{ rows }`, as drizzle's do.
+ * Runs drizzle SQL on node-postgres, as a named prepared statement unless
+ * `prepare` is false, named by a hash of its text (pg prepares a name once
+ * per connection and refuses one name for two texts). Rows come back as
+ * `{ rows }`, as drizzle's do. On a pool, a statement whose `signal` aborted
+ * while it waited for a connection is never sent (see {@link poolQuery}).
  */
-export function nodePostgresExecutor(client: PgQueryable): { execute(query: SQL): Promise<unknown> } {
+export function nodePostgresExecutor(
+  client: PgPool | PgClient,
+  prepare = true,
+): { execute(query: SQL, signal?: AbortSignal): Promise<unknown> } {
   const names = new Map<string, string>();
+  const nameOf = (text: string): string => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `eb_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+      // Statement texts are few (their values are parameters); the cap only guards against a surprise.
+      if (names.size < 10_000) names.set(text, name);
+    }
+    return name;
+  };
   return {
-    execute(query: SQL) {
+    execute(query: SQL, signal?: AbortSignal) {
       const { sql: text, params } = dialect.sqlToQuery(query);
-      let name = names.get(text);
-      if (name === undefined) {
-        name = `eb_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
-        // Statement texts are few (their values are parameters); the cap only guards against a surprise.
-        if (names.size < 10_000) names.set(text, name);
-      }
-      return client.query({ name, text, values: params });
+      const config = prepare ? { name: nameOf(text), text, values: params } : { text, values: params };
+      return 'totalCount' in client ? poolQuery(client, config, signal) : client.query(config);
     },
   };
+}
+
+/**
+ * `pool.query`, with the checkout done here so that a statement whose
+ * `signal` aborted while every connection was busy or still connecting (a
+ * server that hangs) is withdrawn rather than sent once one frees up: the
+ * caller was already told it failed. As `pool.query` does, a client whose
+ * query failed is discarded, and an `error` event of the client during the
+ * query (its connection died) is handled here.
+ */
+async function poolQuery(
+  pool: PgPool,
+  config: { name?: string; text: string; values?: unknown[] },
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  if (signal?.aborted) throw signal.reason;
+  const client = await pool.connect();
+  if (signal?.aborted) {
+    client.release();
+    throw signal.reason;
+  }
+  let failed: Error | undefined;
+  const onError = (err: Error) => {
+    failed = err;
+  };
+  client.once('error', onError);
+  try {
+    return await client.query(config);
+  } catch (err) {
+    failed ??= err instanceof Error ? err : new Error(String(err));
+    throw err;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(failed);
+  }
 }
 
 /** Longest wait between two attempts to re-establish the LISTEN connection. */

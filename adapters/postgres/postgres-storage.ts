@@ -45,6 +45,7 @@ import { TickBatcher } from './batcher';
 import {
   storageExecutor,
   isConnectionError,
+  isPglite,
   listen,
   rowsOf,
   wrapError,
@@ -53,8 +54,9 @@ import {
   type Row,
   type Unlisten,
 } from './driver';
+import { withDeadline } from './deadline';
 import { eventOfRow, isUuid } from './event-row';
-import { resolveRetention, retentionLockStatement, RetentionRunner, type RetentionOptions, type RetentionStats } from './retention';
+import { resolveRetention, RetentionRunner, type RetentionOptions, type RetentionStats } from './retention';
 import { tableNames, type TableNames, type TableOptions } from './names';
 import { RELAY_DEFAULTS, startOutboxRelay, type RelayTuning } from './relay';
 import { relayBacklogStatement } from './statements/relay';
@@ -108,6 +110,17 @@ export interface PostgresStorageOptions extends TableOptions {
    * always flushed, and so is a completion inside a caller's transaction.
    */
   synchronousAcks?: boolean;
+  /**
+   * Longest wait, in milliseconds, for one storage operation (a publish, a
+   * claim, `health()`, a timeline page, ...) before it rejects with
+   * `STORAGE_UNAVAILABLE` (default 5000 on postgres.js and node-postgres; 0,
+   * no bound, on PGlite, which has no network). A server that hangs or a
+   * network that drops packets would otherwise keep callers waiting for as
+   * long as the driver does. A write that times out may still commit later:
+   * its outcome is unknown (see `docs/errors.md`). Raise it if statements
+   * legitimately take longer; 0 turns the bound off.
+   */
+  operationTimeoutMs?: number;
   /** Logger for background problems (LISTEN failures) and retention rounds. */
   logger?: Logger;
   /**
@@ -164,6 +177,8 @@ export interface PostgresStorage extends Storage {
 }
 
 const CAPABILITIES: StorageCapabilities = Object.freeze({ transactions: true, durable: true, shared: true });
+/** Default `operationTimeoutMs` on a server driver. */
+const DEFAULT_OPERATION_TIMEOUT_MS = 5000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Most events in one coalesced append statement. */
 const MAX_APPEND_BATCH = 1000;
@@ -208,6 +223,10 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     throw new InvalidOptionError('currentTransaction', 'must be a function returning the ambient transaction or undefined');
   }
   const retention = resolveRetention(options.retention);
+  const operationTimeoutMs = options.operationTimeoutMs ?? (isPglite(db) ? 0 : DEFAULT_OPERATION_TIMEOUT_MS);
+  if (typeof operationTimeoutMs !== 'number' || !Number.isFinite(operationTimeoutMs) || operationTimeoutMs < 0) {
+    throw new InvalidOptionError('operationTimeoutMs', 'must be a number of milliseconds, or 0 for no bound');
+  }
   const warnAt = {
     maxTransactionAgeMs: positive('warnings.maxTransactionAgeMs', options.warnings?.maxTransactionAgeMs, 60_000),
     maxDeadTuples: positive('warnings.maxDeadTuples', options.warnings?.maxDeadTuples, 100_000),
@@ -220,7 +239,14 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     options.notify ?? true,
     options.synchronousAcks ?? false,
     options.logger ?? silentLogger,
-    { prepare: options.prepare ?? true, currentTransaction: options.currentTransaction, retention, warnAt, relay: resolveRelay(options.relay) },
+    {
+      prepare: options.prepare ?? true,
+      currentTransaction: options.currentTransaction,
+      retention,
+      warnAt,
+      operationTimeoutMs,
+      relay: resolveRelay(options.relay),
+    },
   );
 }
 
@@ -294,6 +320,7 @@ class PgStorage implements PostgresStorage {
       currentTransaction: (() => unknown) | undefined;
       retention: ReturnType<typeof resolveRetention>;
       warnAt: Required<PostgresWarningOptions>;
+      operationTimeoutMs: number;
       relay: RelayTuning;
     },
   ) {
@@ -302,13 +329,13 @@ class PgStorage implements PostgresStorage {
       this.retention = new RetentionRunner(extra.retention, (before, n) => this.retentionBatch(before, n), logger);
     }
     this.appends = new TickBatcher(
-      (calls) => this.appendMany(this.exec, calls),
+      (calls, signal) => this.appendMany(this.exec, calls, signal),
       (inputs) => inputs.length,
       MAX_APPEND_BATCH,
       isConnectionError,
     );
     this.completes = new TickBatcher(
-      (leases) => this.completeMany(this.exec, leases),
+      (leases, signal) => this.completeMany(this.exec, leases, signal),
       () => 1,
       500,
       isConnectionError,
@@ -320,11 +347,11 @@ class PgStorage implements PostgresStorage {
   async register(subscribers: readonly SubscriberRegistration[]): Promise<void> {
     if (subscribers.length === 0) return;
     const subs = subscribers.map((s) => ({ name: s.name, patterns: [...s.patterns] }));
-    await this.run('register', () => rowsOf(this.exec, q.registerStatement(this.tables, subs, this.ttlMs)));
+    await this.run('register', (signal) => rowsOf(this.exec, q.registerStatement(this.tables, subs, this.ttlMs), signal));
   }
 
   async retire(name: string): Promise<void> {
-    await this.run('retire', () => rowsOf(this.exec, q.retireStatement(this.tables, name)));
+    await this.run('retire', (signal) => rowsOf(this.exec, q.retireStatement(this.tables, name), signal));
   }
 
   // --- append ---
@@ -337,13 +364,13 @@ class PgStorage implements PostgresStorage {
     if (options?.tx !== undefined || (ambient !== undefined && ambient !== null)) {
       const tx = asExecutor(options?.tx ?? ambient);
       // Inside the caller's transaction: no retry, and errors must reach the caller's rollback.
-      result = (await this.run('publish', () => this.appendMany(tx, [inputs]), false))[0]!;
+      result = (await this.run('publish', (signal) => this.appendMany(tx, [inputs], signal), false))[0]!;
     } else if (inputs.some((input) => input.idempotencyKey !== undefined)) {
       // Alone: inserting a key that another open transaction holds waits for that transaction,
       // and a publish coalesced with this one must not wait for a lock it never asked about.
-      result = (await this.run('publish', () => this.appendMany(this.exec, [inputs]), false))[0]!;
+      result = (await this.run('publish', (signal) => this.appendMany(this.exec, [inputs], signal), false))[0]!;
     } else {
-      result = await this.run('publish', () => this.appends.add(inputs), false);
+      result = await this.run('publish', (signal) => this.appends.add(inputs, signal), false);
     }
     // `options.claim` is not used: an event becomes readable only once every older
     // transaction has ended, so handing it out from its own statement could let an
@@ -357,12 +384,16 @@ class PgStorage implements PostgresStorage {
     return { events: result.events, claimed: [], unclaimed: result.due };
   }
 
-  private async appendMany(executor: Executor, calls: (readonly AppendInput[])[]): Promise<AppendCallResult[]> {
+  private async appendMany(
+    executor: Executor,
+    calls: (readonly AppendInput[])[],
+    signal: AbortSignal | undefined,
+  ): Promise<AppendCallResult[]> {
     const rows: q.AppendRow[] = [];
     calls.forEach((inputs, call) => {
       for (const input of inputs) rows.push(toAppendRow(input, rows.length, call));
     });
-    const result = await rowsOf(executor, q.appendStatement(this.tables, rows, this.ttlMs));
+    const result = await rowsOf(executor, q.appendStatement(this.tables, rows, this.ttlMs), signal);
     const inserted = new Map<string, Row>();
     const byKey = new Map<string, BaseEvent>();
     const refused = new Set<number>();
@@ -381,7 +412,7 @@ class PgStorage implements PostgresStorage {
     }
     if (missing.size > 0) {
       // Stored by a transaction that committed after this statement's snapshot.
-      for (const r of await rowsOf(executor, q.eventsByIdempotencyKey(this.tables, [...missing]))) {
+      for (const r of await rowsOf(executor, q.eventsByIdempotencyKey(this.tables, [...missing]), signal)) {
         byKey.set(r.idempotency_key as string, eventOfRow(r));
       }
     }
@@ -431,10 +462,11 @@ class PgStorage implements PostgresStorage {
     for (let round = 0; round < CLAIM_ROUNDS && left > 0; round++) {
       const shares = shareOut(wants, left);
       if (shares.length === 0) break;
-      const rows = await this.run('claim', () =>
+      const rows = await this.run('claim', (signal) =>
         rowsOf(
           this.exec,
           q.claimStatement(this.tables, options.owner, shares, options.leaseMs, !this.synchronousAcks, scanWindow(shares)),
+          signal,
         ),
       );
       const again = new Set<string>();
@@ -521,15 +553,15 @@ class PgStorage implements PostgresStorage {
     const extended: string[] = [];
     const asyncCommit = !this.synchronousAcks;
     if (rowLeases.length > 0) {
-      const rows = await this.run('extend', () =>
-        rowsOf(this.exec, q.extendRowsStatement(this.tables, rowLeases, leaseMs, asyncCommit)),
+      const rows = await this.run('extend', (signal) =>
+        rowsOf(this.exec, q.extendRowsStatement(this.tables, rowLeases, leaseMs, asyncCommit), signal),
       );
       for (const r of rows) extended.push(r.id as string);
     }
     if (byRange.size > 0) {
       const ranges = [...byRange.keys()].map((key) => ({ id: key.split('.')[0]!, token: byRange.get(key)!.token }));
-      const rows = await this.run('extend', () =>
-        rowsOf(this.exec, q.extendRangesStatement(this.tables, ranges, leaseMs, asyncCommit)),
+      const rows = await this.run('extend', (signal) =>
+        rowsOf(this.exec, q.extendRangesStatement(this.tables, ranges, leaseMs, asyncCommit), signal),
       );
       const held = new Set(rows.map((r) => String(r.id)));
       for (const [key, entry] of byRange) if (held.has(key.split('.')[0]!)) extended.push(...entry.deliveries);
@@ -542,13 +574,13 @@ class PgStorage implements PostgresStorage {
     if (!parsed) return false;
     if (options?.tx !== undefined) {
       const tx = asExecutor(options.tx);
-      return (await this.run('complete', () => this.completeMany(tx, [parsed]), false))[0]!;
+      return (await this.run('complete', (signal) => this.completeMany(tx, [parsed], signal), false))[0]!;
     }
     // Retried on a deadlock: a completion is a no-op once recorded, so sending it again is safe.
-    return this.run('complete', () => this.completes.add(parsed));
+    return this.run('complete', (signal) => this.completes.add(parsed, signal));
   }
 
-  private async completeMany(executor: Executor, leases: ParsedLease[]): Promise<boolean[]> {
+  private async completeMany(executor: Executor, leases: ParsedLease[], signal: AbortSignal | undefined): Promise<boolean[]> {
     // In a caller's transaction the commit is theirs: its durability is not ours to change.
     const asyncCommit = executor === this.exec && !this.synchronousAcks;
     const rowLeases = leases.flatMap((l) => (l.kind === 'row' ? [l.lease] : []));
@@ -563,10 +595,10 @@ class PgStorage implements PostgresStorage {
     const [rowsDone, rangesDone] = await Promise.all([
       rowLeases.length === 0
         ? Promise.resolve([] as Row[])
-        : rowsOf(executor, q.completeRowsStatement(this.tables, rowLeases, asyncCommit)),
+        : rowsOf(executor, q.completeRowsStatement(this.tables, rowLeases, asyncCommit), signal),
       ranges.size === 0
         ? Promise.resolve([] as Row[])
-        : rowsOf(executor, q.completeRangesStatement(this.tables, [...ranges.values()], asyncCommit)),
+        : rowsOf(executor, q.completeRangesStatement(this.tables, [...ranges.values()], asyncCommit), signal),
     ]);
     const done = new Set(rowsDone.map((r) => r.id as string));
     for (const r of rangesDone) done.add(`${r.range_id as string}.${r.position as string}`);
@@ -596,7 +628,7 @@ class PgStorage implements PostgresStorage {
       parsed.kind === 'row'
         ? q.settleRowStatement(this.tables, parsed.lease, outcome, asyncCommit)
         : q.settleRangeEventStatement(this.tables, parsed.lease, outcome, asyncCommit);
-    const rows = await this.run(what, () => rowsOf(this.exec, statement));
+    const rows = await this.run(what, (signal) => rowsOf(this.exec, statement, signal));
     return rows.length > 0;
   }
 
@@ -604,14 +636,14 @@ class PgStorage implements PostgresStorage {
 
   async nextDueAt(subscribers: readonly string[]): Promise<Date | null> {
     if (subscribers.length === 0) return null;
-    const rows = await this.run('nextDueAt', () => rowsOf(this.exec, q.nextDueStatement(this.tables, [...subscribers])));
+    const rows = await this.run('nextDueAt', (signal) => rowsOf(this.exec, q.nextDueStatement(this.tables, [...subscribers]), signal));
     const at = rows[0]?.at;
     return at == null ? null : new Date(Number(at));
   }
 
   async backlog(subscribers: readonly string[]): Promise<Backlog> {
     if (subscribers.length === 0) return { due: 0, leased: 0, retrying: 0, scheduled: 0 };
-    const rows = await this.run('backlog', () => rowsOf(this.exec, q.backlogStatement(this.tables, [...subscribers])));
+    const rows = await this.run('backlog', (signal) => rowsOf(this.exec, q.backlogStatement(this.tables, [...subscribers]), signal));
     const r = rows[0] ?? {};
     return {
       due: Number(r.due ?? 0),
@@ -624,7 +656,7 @@ class PgStorage implements PostgresStorage {
   async backlogBySubscriber(subscribers?: readonly string[]): Promise<SubscriberBacklog[]> {
     if (subscribers && subscribers.length === 0) return [];
     const names = subscribers ? [...subscribers] : null;
-    const rows = await this.run('backlog', () => rowsOf(this.exec, q.backlogBySubscriberStatement(this.tables, names)));
+    const rows = await this.run('backlog', (signal) => rowsOf(this.exec, q.backlogBySubscriberStatement(this.tables, names), signal));
     return rows.map((r) => ({
       subscriber: r.subscriber as string,
       due: Number(r.due),
@@ -642,8 +674,8 @@ class PgStorage implements PostgresStorage {
       throw new InvalidOptionError('limit', 'must be an integer from 1 to 1000');
     }
     const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
-    const rows = await this.run('timeline', () =>
-      rowsOf(this.exec, q.timelineStatement(this.tables, query, limit, after, this.ttlMs)),
+    const rows = await this.run('timeline', (signal) =>
+      rowsOf(this.exec, q.timelineStatement(this.tables, query, limit, after, this.ttlMs), signal),
     );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
@@ -655,8 +687,8 @@ class PgStorage implements PostgresStorage {
 
   async replay(query: ReplayQuery): Promise<number> {
     if (query.subscribers && query.subscribers.length === 0) return 0;
-    const rows = await this.run('replay', () =>
-      rowsOf(this.exec, q.replayStatement(this.tables, query, query.subscribers, this.ttlMs)),
+    const rows = await this.run('replay', (signal) =>
+      rowsOf(this.exec, q.replayStatement(this.tables, query, query.subscribers, this.ttlMs), signal),
     );
     return Number(rows[0]?.scheduled ?? 0);
   }
@@ -666,8 +698,8 @@ class PgStorage implements PostgresStorage {
     if (!where) return [];
     const limit = filter.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1) throw new InvalidOptionError('limit', 'must be a positive integer');
-    const rows = await this.run('listDeadLetters', () =>
-      rowsOf(this.exec, q.listDeadLettersStatement(this.tables, where, limit)),
+    const rows = await this.run('listDeadLetters', (signal) =>
+      rowsOf(this.exec, q.listDeadLettersStatement(this.tables, where, limit), signal),
     );
     return rows.map((r) => {
       const event = eventOfRow(r);
@@ -688,13 +720,13 @@ class PgStorage implements PostgresStorage {
     const where = typeof target === 'string' ? (isUuid(target) ? { id: target } : null) : deadLetterWhere(target);
     if (!where) return 0;
     const limit = typeof target === 'string' ? null : target.limit ?? null;
-    const rows = await this.run('redrive', () => rowsOf(this.exec, q.redriveStatement(this.tables, where, limit)));
+    const rows = await this.run('redrive', (signal) => rowsOf(this.exec, q.redriveStatement(this.tables, where, limit), signal));
     return Number(rows[0]?.redriven ?? 0);
   }
 
   async discard(id: string): Promise<boolean> {
     if (!isUuid(id)) return false;
-    const rows = await this.run('discard', () => rowsOf(this.exec, q.discardStatement(this.tables, id)));
+    const rows = await this.run('discard', (signal) => rowsOf(this.exec, q.discardStatement(this.tables, id), signal));
     return rows.length > 0;
   }
 
@@ -723,7 +755,7 @@ class PgStorage implements PostgresStorage {
   }
 
   async health(): Promise<StorageHealth> {
-    const rows = await this.run('health', () => rowsOf(this.exec, q.healthStatement(this.tables, this.ttlMs)));
+    const rows = await this.run('health', (signal) => rowsOf(this.exec, q.healthStatement(this.tables, this.ttlMs), signal));
     const r = rows[0] ?? {};
     return {
       unprocessed: Number(r.unprocessed ?? 0),
@@ -734,8 +766,8 @@ class PgStorage implements PostgresStorage {
 
   async warnings(): Promise<HealthWarning[]> {
     const { maxTransactionAgeMs, maxDeadTuples } = this.extra.warnAt;
-    const rows = await this.run('warnings', () =>
-      rowsOf(this.exec, q.warningsStatement(this.tables, maxTransactionAgeMs, maxDeadTuples)),
+    const rows = await this.run('warnings', (signal) =>
+      rowsOf(this.exec, q.warningsStatement(this.tables, maxTransactionAgeMs, maxDeadTuples), signal),
     );
     const out: HealthWarning[] = rows.map((r) => warningOfRow(r, this.extra.warnAt));
     if (!this.notify || this.listenFailed) {
@@ -757,8 +789,8 @@ class PgStorage implements PostgresStorage {
     if (!Number.isInteger(batch) || batch < 1) throw new InvalidOptionError('batchSize', 'must be a positive integer');
     let total = 0;
     for (;;) {
-      const rows = await this.run('purge', () =>
-        rowsOf(this.exec, q.purgeStatement(this.tables, options.olderThan, batch, this.ttlMs)),
+      const rows = await this.run('purge', (signal) =>
+        rowsOf(this.exec, q.purgeStatement(this.tables, options.olderThan, batch, this.ttlMs), signal),
       );
       total += rows.length;
       if (rows.length < batch) return total;
@@ -769,15 +801,12 @@ class PgStorage implements PostgresStorage {
     return this.retention?.stats() ?? { runs: 0, skipped: 0, purged: 0, lastRunAt: null, lastPurged: 0 };
   }
 
-  /** One batch of retention: the lock, then the purge, in one short transaction; `null` when another process holds the lock. */
-  private retentionBatch(olderThan: Date, batchSize: number): Promise<number | null> {
-    return this.run('retention', () =>
-      this.db.transaction(async (tx: Executor) => {
-        const [lock] = await rowsOf(tx, retentionLockStatement(this.tables.lockKey));
-        if (lock?.locked !== true) return null;
-        return (await rowsOf(tx, q.purgeStatement(this.tables, olderThan, batchSize, this.ttlMs))).length;
-      }),
+  /** One batch of retention, the lock and the purge in one statement; `null` when another process holds the lock. */
+  private async retentionBatch(olderThan: Date, batchSize: number): Promise<number | null> {
+    const [r] = await this.run('retention', (signal) =>
+      rowsOf(this.exec, q.retentionPurgeStatement(this.tables, this.tables.lockKey, olderThan, batchSize, this.ttlMs), signal),
     );
+    return r?.locked === true ? Number(r.n) : null;
   }
 
   // --- transactions and wake-ups ---
@@ -844,19 +873,27 @@ class PgStorage implements PostgresStorage {
   }
 
   /**
-   * Runs one storage operation: connection failures become
-   * `STORAGE_UNAVAILABLE`; a deadlock or serialization failure (possible when
-   * two statements lock the same events in another order) is retried, since
-   * each operation is one statement that rolled back as a whole.
+   * Runs one storage operation within `operationTimeoutMs`: connection
+   * failures and no answer in time become `STORAGE_UNAVAILABLE`; a deadlock
+   * or serialization failure (possible when two statements lock the same
+   * events in another order) is retried within the same bound, since each
+   * operation is one statement that rolled back as a whole. `fn` gets the
+   * deadline's signal for its statements.
    */
-  private async run<T>(what: string, fn: () => Promise<T>, retry = true): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (retry && attempt < 4 && isTransient(err)) continue;
-        throw wrapError(err, what);
-      }
+  private async run<T>(what: string, fn: (signal: AbortSignal | undefined) => Promise<T>, retry = true): Promise<T> {
+    try {
+      return await withDeadline(this.extra.operationTimeoutMs, async (signal) => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await fn(signal);
+          } catch (err) {
+            if (retry && attempt < 4 && isTransient(err) && !signal?.aborted) continue;
+            throw err;
+          }
+        }
+      });
+    } catch (err) {
+      throw wrapError(err, what);
     }
   }
 }

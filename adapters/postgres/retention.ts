@@ -2,14 +2,14 @@
  * Retention: while a bus runs on the storage, purges processed events past
  * an age, in bounded batches, one process at a time.
  *
- * Each batch is one short transaction that first takes a transaction-scoped
- * advisory lock with `pg_try_advisory_xact_lock`: a process that does not get
+ * Each batch is one statement that first takes a transaction-scoped
+ * advisory lock with `pg_try_advisory_xact_lock` (the two-key form on the
+ * storage's key, apart from `migrate`'s lock): a process that does not get
  * it leaves this round to the one that did. A transaction-scoped lock (not a
  * session lock on a reserved connection) works behind a transaction-pooling
- * PgBouncer and pins no connection between batches; and short transactions
+ * PgBouncer and pins no connection between batches; and short statements
  * keep the log's horizon (the oldest running transaction) moving.
  */
-import { sql, type SQL } from 'drizzle-orm';
 import { InvalidOptionError, type Logger } from '@blawby/event-bus';
 
 /** Options of the `retention` option of {@link postgresStorage}. */
@@ -57,11 +57,6 @@ export function resolveRetention(options: RetentionOptions | undefined): Resolve
     intervalMs: positive('intervalMs', options.intervalMs, HOUR_MS),
     batchSize: positive('batchSize', options.batchSize, 1000),
   };
-}
-
-/** `pg_try_advisory_xact_lock` on the storage's retention key (the two-key form, apart from `migrate`'s lock). */
-export function retentionLockStatement(lockKey: number): SQL {
-  return sql`SELECT pg_try_advisory_xact_lock(${lockKey}::int, 1) AS locked`;
 }
 
 /**

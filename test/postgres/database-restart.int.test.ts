@@ -71,8 +71,10 @@ describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipp
     }
 
     server.stop();
+    const started = Date.now();
     const during = await publisher.publish('test.item_created', { n: -1 }).catch((e: unknown) => e);
     expect(EventBusError.is(during, 'STORAGE_UNAVAILABLE')).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5000 + 1500); // within the storage's default operationTimeoutMs
     const duringMany = await publisher.publishMany(batch(10_000)).catch((e: unknown) => e);
     expect(EventBusError.is(duringMany, 'STORAGE_UNAVAILABLE')).toBe(true);
     await sleep(1000); // workers keep failing to reach the database meanwhile

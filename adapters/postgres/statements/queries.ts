@@ -360,18 +360,42 @@ export function purgeStatement(t: TableNames, before: Date, batch: number, ttlMs
   return sql`
 WITH act AS (${activeSubscribers(t, ttlMs)}),
 hz AS (${id(settledHorizon(t))}),
-victims AS (
+victims AS (${purgeVictims(t, before, batch, sql`true`)})
+DELETE FROM ${id(t.events)} e USING victims v WHERE e.id = v.id
+RETURNING e.id`;
+}
+
+/**
+ * One batch of retention in one statement (`locked`, `n`): takes
+ * `pg_try_advisory_xact_lock` on `lockKey` first (an uncorrelated subquery,
+ * evaluated once before the scan), then purges as {@link purgeStatement}
+ * does only if it got the lock, which it holds until the statement's
+ * implicit transaction ends. One statement rather than a transaction of two:
+ * postgres.js 3.4 can crash the process when the server dies under an open
+ * transaction (porsager/postgres#1154), and a statement opens none.
+ */
+export function retentionPurgeStatement(t: TableNames, lockKey: number, before: Date, batch: number, ttlMs: number): SQL {
+  return sql`
+WITH lk AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${lockKey}::int, 1) AS locked),
+act AS (${activeSubscribers(t, ttlMs)}),
+hz AS (${id(settledHorizon(t))}),
+victims AS (${purgeVictims(t, before, batch, sql`(SELECT locked FROM lk)`)}),
+del AS (DELETE FROM ${id(t.events)} e USING victims v WHERE e.id = v.id RETURNING e.id)
+SELECT (SELECT locked FROM lk) AS locked, (SELECT count(*) FROM del)::int AS n`;
+}
+
+/** Processed events created before `before` that nothing refers to any more, oldest first, `batch` at most, while `allowed`. */
+function purgeVictims(t: TableNames, before: Date, batch: number, allowed: SQL): SQL {
+  return sql`
   SELECT e.id FROM ${id(t.events)} e
-  WHERE e.created_at < (${before.toISOString()}::timestamptz AT TIME ZONE 'UTC')
+  WHERE ${allowed}
+    AND e.created_at < (${before.toISOString()}::timestamptz AT TIME ZONE 'UTC')
     AND (e.tx_id, e.position) <= (SELECT tx, pos FROM hz)
     AND NOT EXISTS (SELECT 1 FROM ${id(t.deliveries)} d WHERE d.event_id = e.id)
     AND NOT EXISTS (SELECT 1 FROM ${id(t.deadLetters)} dl WHERE dl.event_id = e.id)
   ORDER BY e.created_at
   LIMIT ${batch}::int
-  FOR UPDATE SKIP LOCKED
-)
-DELETE FROM ${id(t.events)} e USING victims v WHERE e.id = v.id
-RETURNING e.id`;
+  FOR UPDATE SKIP LOCKED`;
 }
 
 /**
