@@ -86,6 +86,8 @@ class OutboxRelay implements RelayHandle {
   private loop: Promise<void> | undefined;
   private unwatch: (() => Promise<void>) | undefined;
   private errors = 0;
+  /** A step failed: check the broker's progress (and data) before sending anything new. */
+  private askBrokerFirst = false;
 
   constructor(
     private readonly deps: Deps,
@@ -125,6 +127,9 @@ class OutboxRelay implements RelayHandle {
         more = await this.step();
         this.errors = 0;
       } catch (err) {
+        // The broker may have been down, and come back without its data: ask it first next time,
+        // so that what it lost is sent again before anything newer (keeping each key's order).
+        this.askBrokerFirst = true;
         this.deps.logger.warn({ err }, 'event-bus relay: step failed; trying again');
         await this.sleep(ERROR_PAUSE_MS[Math.min(this.errors++, ERROR_PAUSE_MS.length - 1)]!);
         continue;
@@ -136,6 +141,10 @@ class OutboxRelay implements RelayHandle {
   /** One round; `true` when there may be more to send at once. */
   private async step(): Promise<boolean> {
     if (!(await this.lead())) return false;
+    if (this.askBrokerFirst) {
+      await this.followProgress();
+      this.askBrokerFirst = false;
+    }
     const sent = await this.forward();
     const due = await this.forwardDue();
     if (Date.now() - this.progressAt >= this.tuning.progressEveryMs) await this.followProgress();

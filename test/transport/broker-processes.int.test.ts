@@ -4,7 +4,9 @@
  * events handled with each (event, name) at least once and per-key order
  * kept; and the same when the process leading the relay (and consuming) is
  * killed with SIGKILL mid-run: another process takes the relay and its
- * deliveries over, nothing is lost. Runs on every broker whose URL is set
+ * deliveries over, nothing is lost; and when a private broker restarts (Redis
+ * without its data: the relay sends again what no group had handled). Runs
+ * on every broker whose URL is set
  * (`REDIS_URL`, `NATS_URL`), with `DATABASE_URL` for the log; each test has
  * its own database schema and broker prefix.
  */
@@ -15,6 +17,8 @@ import { migrate, postgresStorage, type DrizzleDatabase } from '@blawby/event-bu
 import { connect, createServerDatabase, DATABASE_URL } from '../postgres/databases';
 import { workerCatalog } from '../postgres/fixtures/catalog';
 import { startWorker, stopWorker, type WorkerProcess } from '../postgres/fixtures/processes';
+import { startNatsServer } from '../nats/fixtures/nats-server';
+import { startThrowawayRedis } from '../redis/fixtures/throwaway-redis';
 
 const brokers = [
   { kind: 'redis', url: process.env.REDIS_URL },
@@ -66,13 +70,13 @@ for (const broker of brokers) {
       return { schema, prefix: `bp_${process.pid}_${Date.now()}_${runs}`, publisher };
     }
 
-    async function start(schema: string, prefix: string, count: number): Promise<void> {
+    async function start(schema: string, prefix: string, count: number, url = broker.url!): Promise<void> {
       const env = {
         DB_URL: server.url,
         SCHEMA: schema,
         SUBSCRIBERS: '2',
         TRANSPORT: broker.kind,
-        BROKER_URL: broker.url!,
+        BROKER_URL: url,
         PREFIX: prefix,
         LEASE_MS: '3000',
         RELAY_LEASE_MS: '3000',
@@ -94,12 +98,12 @@ for (const broker of brokers) {
       }
     }
 
-    /** Waits until every (event, subscriber) was handled at least once. */
-    async function waitHandled(schema: string, events: number, timeoutMs: number): Promise<void> {
+    /** Waits until every (event, subscriber) was handled at least once (or, `'at least'`, that many were). */
+    async function waitHandled(schema: string, events: number, timeoutMs: number, mode: 'all' | 'at least' = 'all'): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const [r] = await rows(`SELECT count(DISTINCT (event_id, subscriber))::int AS n FROM ${schema}.handled`);
-        if (Number(r!.n) === events * 2) return;
+        if (mode === 'all' ? Number(r!.n) === events * 2 : Number(r!.n) >= events * 2) return;
         if (Date.now() > deadline) {
           throw new Error(`handled ${String(r!.n)} of ${events * 2} in time; ${workers.map((w) => w.stderr().slice(-2000)).join('\n')}`);
         }
@@ -159,6 +163,30 @@ for (const broker of brokers) {
         (SELECT 1 FROM ${schema}.events e WHERE e.event_id = h.event_id)`);
       expect(Number(ids!.n)).toBe(0);
       await publisher.stop();
+    });
+
+    it(`loses nothing when a private ${broker.kind} server restarts mid-run${broker.kind === 'redis' ? ' without its data' : ''}`, { timeout: 240_000 }, async () => {
+      const server = broker.kind === 'redis' ? await startThrowawayRedis() : await startNatsServer();
+      try {
+        const { schema, prefix, publisher } = await setup();
+        await start(schema, prefix, 2, server.url);
+        await publish(publisher, 0, 1_000);
+        await waitHandled(schema, 500, 60_000, 'at least'); // under way
+        await server.stop();
+        await publish(publisher, 1_000, 500); // stored while the broker is down: the relay sends them once it is back
+        await sleep(1000);
+        await server.start();
+        await publish(publisher, 1_500, 500);
+        await waitHandled(schema, 2_000, 180_000);
+        // A broker that kept its data keeps each key's order; one that lost it gets the lost events again
+        // after some it was sent since (docs/redis.md, "Progress and data loss").
+        if (broker.kind === 'nats') await expectOrderPerKey(schema);
+        await publisher.stop();
+      } finally {
+        await Promise.all(workers.map(stopWorker));
+        workers = [];
+        await server.destroy();
+      }
     });
   });
 }
