@@ -39,6 +39,10 @@ const PACKAGES = [
   '@electric-sql/pglite',
   'graphile-worker',
   'pg-boss',
+  'bullmq',
+  'ioredis',
+  '@nats-io/transport-node',
+  '@nats-io/jetstream',
 ];
 
 /** Files under bench/postgres/ that are helpers, not benchmark scripts. */
