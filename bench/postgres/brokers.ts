@@ -24,6 +24,7 @@ import { startWorker, stopWorker, type WorkerProcess } from '../../test/postgres
 import { startThrowawayRedis } from '../../test/redis/fixtures/throwaway-redis';
 import { flag, loadAverage, table } from '../core/util';
 import { catalog, createBenchDatabase, payload, percentile, rate, ratio, sleep } from './_db';
+import { createHandledTable } from '../../test/postgres/fixtures/handled';
 
 const quick = flag('quick');
 const N = quick ? 2000 : 20_000;
@@ -114,10 +115,7 @@ async function bullmq(): Promise<Result> {
 async function scale(kind: 'redis' | 'nats', processes: number): Promise<number> {
   const schema = `bs${++runs}`;
   await migrate(bench.db, { schema });
-  await bench.db.execute(
-    sql.raw(`CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL,
-    attempt INT NOT NULL, at TIMESTAMPTZ DEFAULT clock_timestamp())`),
-  );
+  await createHandledTable(bench.db, schema);
   const env = {
     DB_URL: bench.url,
     SCHEMA: schema,

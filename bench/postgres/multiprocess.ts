@@ -14,6 +14,7 @@ import { workerCatalog } from '../../test/postgres/fixtures/catalog';
 import { startWorker, stopWorker, type WorkerProcess } from '../../test/postgres/fixtures/processes';
 import { flag, loadAverage, table } from '../core/util';
 import { createBenchDatabase, rate, ratio, sleep } from './_db';
+import { createHandledTable } from '../../test/postgres/fixtures/handled';
 
 const quick = flag('quick');
 const EVENTS = quick ? 600 : 3000;
@@ -23,10 +24,7 @@ const bench = await createBenchDatabase(10);
 async function run(processes: number): Promise<number> {
   const schema = `mp${processes}`;
   await migrate(bench.db, { schema });
-  await bench.db.execute(
-    sql.raw(`CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL,
-    attempt INT NOT NULL, at TIMESTAMPTZ DEFAULT clock_timestamp())`),
-  );
+  await createHandledTable(bench.db, schema);
   const env = {
     DB_URL: bench.url,
     SCHEMA: schema,

@@ -287,40 +287,6 @@ export function describeTransportContract(name: string, factory: TransportFactor
       await t.close();
       await t.close();
     });
-  });
-}
-
-// ---------------------------------------------------------------------------
-// Additions (written with the Redis transport): behaviours the port promises
-// that the tests above leave open. Same helpers, own describe block.
-
-/** More contract tests; run next to {@link describeTransportContract} with the same factory. */
-export function describeTransportContractAdditions(name: string, factory: TransportFactory): void {
-  describe(`Transport contract additions: ${name}`, () => {
-    const open: Transport[] = [];
-    const consumers: TransportConsumer[] = [];
-    let namespace = '';
-    let counter = 0;
-
-    async function instance(): Promise<Transport> {
-      const transport = await factory(namespace);
-      open.push(transport);
-      return transport;
-    }
-    async function fresh(): Promise<Transport> {
-      namespace = `x${process.pid}_${Date.now()}_${++counter}`;
-      return instance();
-    }
-    async function join(t: Transport, group: string, patterns: readonly string[] = ['*']): Promise<TransportConsumer> {
-      const consumer = await t.consume(group, { patterns, leaseMs: LEASE_MS, member: `x${++counter}` });
-      consumers.push(consumer);
-      return consumer;
-    }
-
-    afterEach(async () => {
-      await Promise.all(consumers.splice(0).map((c) => c.close()));
-      await Promise.all(open.splice(0).map((t) => t.close()));
-    });
 
     it('brings a retried keyed delivery back with the count one higher, before the next event of its key (orderedPerKey)', async (ctx) => {
       const t = await fresh();

@@ -13,6 +13,7 @@ import { workerCatalog } from './fixtures/catalog';
 import { connect, type ServerDriver } from './fixtures/connect';
 import { startWorker, stopWorker, type WorkerProcess } from './fixtures/processes';
 import { startThrowawayServer, throwawayServerUnavailable, type ThrowawayServer } from './fixtures/throwaway-server';
+import { createHandledTable } from './fixtures/handled';
 
 const reason = throwawayServerUnavailable();
 if (reason) process.stderr.write(`[database-restart.int.test] SKIPPED: ${reason}\n`);
@@ -44,11 +45,7 @@ describe.skipIf(reason !== null)(`database restart under load${reason ? ` (skipp
     };
     const schema = `restart_${driver.replace('-', '_')}`;
     await migrate(db, { schema });
-    await db.execute(
-      sql.raw(
-        `CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL, attempt INT NOT NULL)`,
-      ),
-    );
+    await createHandledTable(db, schema);
     const publisher = createEventBus({ catalog: workerCatalog, storage: postgresStorage({ db, schema }) });
     const env = {
       DB_URL: server.url,

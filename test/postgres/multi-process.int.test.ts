@@ -12,6 +12,7 @@ import { migrate, postgresStorage, type DrizzleDatabase } from '@blawby/event-bu
 import { connect, createServerDatabase, DATABASE_URL, SERVER_DRIVERS, type ServerDriver } from './databases';
 import { workerCatalog } from './fixtures/catalog';
 import { startWorker, stopWorker, type WorkerProcess } from './fixtures/processes';
+import { createHandledTable } from './fixtures/handled';
 
 const reason = 'DATABASE_URL is not set: multi-process tests need a PostgreSQL server (PGlite is single-process)';
 if (!DATABASE_URL) process.stderr.write(`[multi-process.int.test] SKIPPED: ${reason}\n`);
@@ -47,10 +48,7 @@ for (const driver of drivers) describe.skipIf(!DATABASE_URL)(
     async function setup(): Promise<{ schema: string; publisher: EventBus<typeof workerCatalog> }> {
       const schema = `mp${++schemas}`;
       await migrate(db, { schema });
-      await db.execute(
-        sql.raw(`CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL,
-        attempt INT NOT NULL, at TIMESTAMPTZ DEFAULT clock_timestamp())`),
-      );
+      await createHandledTable(db, schema);
       const publisher = createEventBus({ catalog: workerCatalog, storage: postgresStorage({ db, schema }) });
       return { schema, publisher };
     }

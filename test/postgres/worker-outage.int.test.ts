@@ -18,6 +18,7 @@ import { startFreezableProxy, type FreezableProxy } from './fixtures/freezable-p
 import { startWorker, stopWorker, type WorkerProcess } from './fixtures/processes';
 import { startThrowawayServer, throwawayServerUnavailable, type ThrowawayServer } from './fixtures/throwaway-server';
 import { sleep, until, untilAvailable } from './fixtures/waiting';
+import { createHandledTable } from './fixtures/handled';
 
 const reason = throwawayServerUnavailable();
 if (reason) process.stderr.write(`[worker-outage.int.test] SKIPPED: ${reason}\n`);
@@ -58,7 +59,7 @@ describe.skipIf(reason !== null)(`a worker process through an outage${reason ? `
     ends.push(end);
     const schema = `wo_${driver.replace('-', '_')}_${kind}`;
     await migrate(db, { schema });
-    await db.execute(sql.raw(`CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL, attempt INT NOT NULL)`));
+    await createHandledTable(db, schema);
     const publisher = createEventBus({ catalog: workerCatalog, storage: postgresStorage({ db, schema, operationTimeoutMs: BOUND_MS }) });
     worker = await startWorker('w1', {
       DB_URL: url,

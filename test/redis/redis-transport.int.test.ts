@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBusError, type BaseEvent, type TransportEvent } from '@blawby/event-bus';
 import { redisTransport } from '@blawby/event-bus/redis';
-import { describeTransportContract, describeTransportContractAdditions } from '../contract/transport.contract';
+import { describeTransportContract } from '../contract/transport.contract';
 import { deletePrefix } from './fixtures/keys';
 
 const REDIS_URL = process.env.REDIS_URL;
@@ -28,7 +28,6 @@ describe.skipIf(!REDIS_URL)(`redis transport${REDIS_URL ? '' : ` (skipped: ${rea
     return redisTransport({ url: REDIS_URL!, prefix });
   };
   describeTransportContract('redis', factory);
-  describeTransportContractAdditions('redis', factory);
 
   it('refuses options it cannot use, with coded errors', () => {
     const invalid = (f: () => unknown) => {

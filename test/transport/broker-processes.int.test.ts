@@ -19,6 +19,7 @@ import { workerCatalog } from '../postgres/fixtures/catalog';
 import { startWorker, stopWorker, type WorkerProcess } from '../postgres/fixtures/processes';
 import { startNatsServer } from '../nats/fixtures/nats-server';
 import { startThrowawayRedis } from '../redis/fixtures/throwaway-redis';
+import { createHandledTable } from '../postgres/fixtures/handled';
 
 const brokers = [
   { kind: 'redis', url: process.env.REDIS_URL },
@@ -61,10 +62,7 @@ for (const broker of brokers) {
     async function setup(): Promise<{ schema: string; prefix: string; publisher: EventBus<typeof workerCatalog> }> {
       const schema = `bp${++runs}`;
       await migrate(db, { schema });
-      await db.execute(
-        sql.raw(`CREATE TABLE ${schema}.handled (event_id TEXT NOT NULL, subscriber TEXT NOT NULL, worker TEXT NOT NULL,
-        attempt INT NOT NULL, at TIMESTAMPTZ DEFAULT clock_timestamp(), seq BIGINT GENERATED ALWAYS AS IDENTITY)`),
-      );
+      await createHandledTable(db, schema);
       // The publisher only writes the log; the workers' relay sends it to the broker.
       const publisher = createEventBus({ catalog: workerCatalog, storage: postgresStorage({ db, schema }) });
       return { schema, prefix: `bp_${process.pid}_${Date.now()}_${runs}`, publisher };
