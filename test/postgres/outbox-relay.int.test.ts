@@ -116,7 +116,7 @@ for (const driver of DRIVERS) {
       expect(owner).not.toBe(leader);
     });
 
-    it('holds an event back until its deliverAt, counting it unprocessed meanwhile', { timeout: 30_000 }, async () => {
+    it('holds an event back until its deliverAt, counting it unprocessed and keeping it through a purge meanwhile', { timeout: 30_000 }, async () => {
       const schema = await freshSchema();
       const b = bus(schema, brokerStandIn());
       const seen: { n: number; at: number }[] = [];
@@ -129,6 +129,8 @@ for (const driver of DRIVERS) {
       expect(seen[0]!.n).toBe(2);
       await sleep(300);
       expect((await b.health()).unprocessed).toBe(1);
+      // A purge of everything processed keeps the held-back event (and deletes the delivered one).
+      expect(await postgresStorage({ db: database.db, schema }).purge({ olderThan: new Date(Date.now() + 60_000) })).toBe(1);
       await eventually(() => seen.length === 2);
       expect(seen[1]!.n).toBe(1);
       expect(seen[1]!.at).toBeGreaterThanOrEqual(due - 50);

@@ -384,7 +384,7 @@ del AS (DELETE FROM ${id(t.events)} e USING victims v WHERE e.id = v.id RETURNIN
 SELECT (SELECT locked FROM lk) AS locked, (SELECT count(*) FROM del)::int AS n`;
 }
 
-/** Processed events created before `before` that nothing refers to any more, oldest first, `batch` at most, while `allowed`. */
+/** Processed events created before `before` that nothing refers to any more (no delivery, dead letter or held-back relay send), oldest first, `batch` at most, while `allowed`. */
 function purgeVictims(t: TableNames, before: Date, batch: number, allowed: SQL): SQL {
   return sql`
   SELECT e.id FROM ${id(t.events)} e
@@ -393,6 +393,7 @@ function purgeVictims(t: TableNames, before: Date, batch: number, allowed: SQL):
     AND (e.tx_id, e.position) <= (SELECT tx, pos FROM hz)
     AND NOT EXISTS (SELECT 1 FROM ${id(t.deliveries)} d WHERE d.event_id = e.id)
     AND NOT EXISTS (SELECT 1 FROM ${id(t.deadLetters)} dl WHERE dl.event_id = e.id)
+    AND NOT EXISTS (SELECT 1 FROM ${id(t.relayScheduled)} rs WHERE rs.event_id = e.id)
   ORDER BY e.created_at
   LIMIT ${batch}::int
   FOR UPDATE SKIP LOCKED`;
@@ -409,7 +410,7 @@ function purgeVictims(t: TableNames, before: Date, batch: number, allowed: SQL):
  * statistics views only.
  */
 export function warningsStatement(t: TableNames, maxTransactionAgeMs: number, maxDeadTuples: number): SQL {
-  const names = [t.events, t.subscribers, t.deliveries, t.deadLetters, t.ranges, t.state];
+  const names = [t.events, t.subscribers, t.deliveries, t.deadLetters, t.ranges, t.state, t.relays, t.relayScheduled];
   return sql`
 WITH tabs AS (
   SELECT c.oid, c.reloptions, q.name FROM (SELECT jsonb_array_elements_text(${json(names)}) AS name) q
