@@ -146,6 +146,16 @@ class RunningDelivery implements HandlerContext<Catalog> {
   }
 }
 
+/**
+ * When a claimed delivery's lease runs out, as far as the heartbeat knows:
+ * the storage's or broker's own time when it is sooner (a delivery fetched
+ * ahead from a broker has held its lease since the fetch, not the claim).
+ */
+function leaseEnd(delivery: ClaimedDelivery, claimedUntil: number): number {
+  const held = delivery.leaseExpiresAt?.getTime();
+  return held !== undefined && Number.isFinite(held) ? Math.min(claimedUntil, held) : claimedUntil;
+}
+
 /** A name unique to one dispatcher: host, process id and a random tail. */
 export function dispatcherOwner(): string {
   return `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
@@ -311,8 +321,8 @@ export class Dispatcher {
   /** Runs deliveries claimed for this dispatcher (by a claim, or by an append). */
   runClaimed(claimed: readonly ClaimedDelivery[]): void {
     if (claimed.length === 0) return;
-    const leaseExpiresAt = Date.now() + this.deps.dispatch.leaseMs;
-    for (const delivery of claimed) this.run(delivery, leaseExpiresAt);
+    const until = Date.now() + this.deps.dispatch.leaseMs;
+    for (const delivery of claimed) this.run(delivery, leaseEnd(delivery, until));
   }
 
   /** Makes sure the dispatcher looks for work at `time` (a known due time). */
@@ -551,11 +561,11 @@ export class Dispatcher {
       for (const d of claimed) this.source.release(d).catch((err) => this.deps.report(err, 'release'));
       return;
     }
-    const leaseExpiresAt = Date.now() + this.deps.dispatch.leaseMs;
+    const until = Date.now() + this.deps.dispatch.leaseMs;
     for (const delivery of claimed) {
       const sub = this.deps.registry.get(delivery.subscriber);
       if (sub) sub.queued += 1;
-      this.queue.push({ delivery, leaseExpiresAt, lost: false });
+      this.queue.push({ delivery, leaseExpiresAt: leaseEnd(delivery, until), lost: false });
     }
     this.startQueued();
   }

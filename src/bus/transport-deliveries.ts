@@ -4,9 +4,9 @@
  * the dispatcher runs handlers, limits, timeouts and retries the same way
  * whichever side the work comes from.
  *
- * One consumer per subscriber name; a background fetch per consumer waits on
- * the broker for as many deliveries as the subscriber asked for in its last
- * claim, and wakes the dispatcher when they arrive. Retries are the bus's:
+ * One consumer per subscriber name; a background fetch per consumer keeps as
+ * many deliveries ready as the subscriber asked for in its last claim, and
+ * wakes the dispatcher when they arrive. Retries are the bus's:
  * a failed attempt goes back to the broker with the bus's own delay
  * (`retry(delay)`), and a last one is recorded as a dead letter in the
  * storage before it is acknowledged.
@@ -148,19 +148,36 @@ export class TransportDeliveries implements DeliverySource {
       if (!consumer) continue;
       const take = Math.min(limit, options.limit - out.length, consumer.buffer.length);
       out.push(...consumer.buffer.splice(0, Math.max(0, take)));
-      consumer.ask(limit - Math.max(0, take));
+      // Fetch the next claim's worth meanwhile, so free slots never wait for a broker round trip
+      // (fetched deliveries keep their leases through the dispatcher's heartbeat: see extend).
+      consumer.ask(limit);
     }
     return out;
   }
 
+  /** Renews the dispatcher's leases, and with them those of the deliveries fetched ahead and not claimed yet. */
   async extend(leases: readonly Lease[]): Promise<string[]> {
-    const results = await Promise.all(
-      leases.map(async (lease) => {
-        const held = this.held.get(lease.token);
-        return held && (await held.delivery.extend()) ? lease.deliveryId : undefined;
-      }),
-    );
+    const [results] = await Promise.all([
+      Promise.all(
+        leases.map(async (lease) => {
+          const held = this.held.get(lease.token);
+          return held && (await held.delivery.extend()) ? lease.deliveryId : undefined;
+        }),
+      ),
+      this.extendFetched(),
+    ]);
     return results.filter((id): id is string => id !== undefined);
+  }
+
+  /** A fetched delivery whose lease was lost meanwhile is dropped: another member has it. */
+  private async extendFetched(): Promise<void> {
+    for (const consumer of this.consumers.values()) {
+      const kept = await Promise.all(consumer.buffer.map((d) => this.held.get(d.token)?.delivery.extend() ?? false));
+      const lost = new Set(consumer.buffer.filter((_, i) => !kept[i]).map((d) => d.token));
+      if (lost.size === 0) continue;
+      for (const token of lost) this.held.delete(token);
+      consumer.buffer.splice(0, consumer.buffer.length, ...consumer.buffer.filter((d) => !lost.has(d.token)));
+    }
   }
 
   async complete(lease: Lease): Promise<boolean> {

@@ -122,6 +122,29 @@ describe('delivery from a cross-process transport', () => {
     await bus.stop();
   });
 
+  it('keeps the leases of deliveries fetched ahead while slow handlers run: no other process runs them too', async () => {
+    const transport = brokerStandIn();
+    const dispatch = { concurrency: 1, leaseMs: 300 };
+    const slow = testBus({ transport, dispatch });
+    const other = testBus({ transport, dispatch });
+    const runs = new Map<string, number>();
+    for (const bus of [slow, other]) {
+      bus.subscribe('auth.user_signed_up', async (e) => {
+        runs.set(e.eventId, (runs.get(e.eventId) ?? 0) + 1);
+        await sleep(bus === slow ? 200 : 0);
+      }, { name: 'email.welcome' });
+    }
+    await slow.start();
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push((await slow.publish('auth.user_signed_up', user(i))).eventId);
+    await eventually(() => runs.size >= 1);
+    await other.start(); // a second process that would take any delivery whose lease ran out
+    await eventually(() => runs.size === 6, 10_000);
+    await sleep(400);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+    await Promise.all([slow.stop(), other.stop()]);
+  });
+
   it('hands back what a stopping process fetched but did not run, for another to run', async () => {
     const transport = brokerStandIn();
     const slow = testBus({ transport, dispatch: { concurrency: 1 } });
