@@ -40,7 +40,7 @@ interface Held {
 
 class Consumer {
   readonly buffer: ClaimedDelivery[] = [];
-  /** How many deliveries the subscriber asked for and has not been handed yet. */
+  /** How many deliveries to keep fetched: what the subscriber asked for in its last claim. */
   wanted = 1;
   private demand: (() => void) | undefined;
   private readonly abort = new AbortController();
