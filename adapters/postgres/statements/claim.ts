@@ -91,6 +91,8 @@ subs AS (
   SELECT s.name, s.patterns, s.head_tx, s.head_pos,
     r.lim - (SELECT count(*) FROM rclaimed c WHERE c.subscriber = s.name)::int AS lim
   FROM ${id(t.subscribers)} s JOIN req r ON r.name = s.name
+  ORDER BY s.name
+  FOR UPDATE OF s
 ),
 scan AS (
   SELECT s.name, s.lim, s.head_tx, s.head_pos, e.id, e.tx_id, e.position, e.ordering_key, e.deliver_at,
