@@ -167,7 +167,7 @@ try {
   const row = (label: string, r: Result) => [label, rate(r.perSecond), ratio(r.perSecond, bullBest.perSecond), ms(r.p50), ms(r.p99)];
   process.stdout.write(
     [
-      `## Through a broker: PostgreSQL → relay → Redis or NATS, against BullMQ, ${process.env.BENCH_SERVER ?? 'DATABASE_URL'}`,
+      '## Through a broker: PostgreSQL → relay → Redis or NATS, against BullMQ',
       '',
       `${N.toLocaleString('en')} events published with \`publishMany\` (${CHUNK} each) until a no-op handler finished each, concurrency 10; latency from publish to handler start. BullMQ: \`addBulk\` of ${CHUNK} and a worker at concurrency 10 on the same private Redis (best of two runs, one before and one after ours). Load average at the end: ${loadAverage()}.`,
       '',
