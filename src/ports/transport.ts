@@ -56,7 +56,12 @@ export interface TransportDelivery {
   readonly orderingKey?: string;
   /** As given to {@link Transport.publish}. */
   readonly position?: string;
-  /** How many times the transport has handed this event to this group, 1 the first time. */
+  /**
+   * How many times the transport has handed this event to this group, 1 the
+   * first time. After a lease ran out it may have grown by more than one: a
+   * broker can count a hand-out that reached no member (NATS redelivering to
+   * a pull that had just ended).
+   */
   readonly deliveryCount: number;
   /** Done: the group never sees this event again (unless it is published again). */
   ack(): Promise<void>;

@@ -145,7 +145,8 @@ export function describeTransportContract(name: string, factory: TransportFactor
       expect(await other.fetch(10, LEASE_MS / 3)).toEqual([]);
       const [taken] = await collect(other, 1, { ack: false, timeoutMs: LEASE_MS * 4 });
       expect(taken?.event.eventId).toBe(held!.event.eventId);
-      expect(taken!.deliveryCount).toBe(2);
+      // At least one more: a broker may count a hand-out no member took up (see TransportDelivery.deliveryCount).
+      expect(taken!.deliveryCount).toBeGreaterThanOrEqual(2);
       await taken!.ack();
     });
 
