@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { Catalog, EventBus, Logger } from '@blawby/event-bus';
 import {
   createDashboard,
-  DASHBOARD_STREAM_HEADERS,
+  openDashboardStream,
   payloadTooLarge,
   unreadableBody,
   type DashboardSignals,
@@ -116,16 +116,7 @@ export async function startDashboardServer<C extends Catalog>(
     if (req.method === 'GET' && path === '/dashboard/api/stream') {
       const refused = dashboard.refuse(identity, options.logger);
       if (refused) return send(res, refused);
-      res.writeHead(200, DASHBOARD_STREAM_HEADERS);
-      res.flushHeaders();
-      const stop = dashboard.stream((chunk) => res.write(chunk));
-      const end = () => {
-        if (!streams.delete(end)) return;
-        stop();
-        res.end();
-      };
-      streams.add(end);
-      req.on('close', end);
+      openDashboardStream(dashboard, req, res, streams);
       return;
     }
     let body: unknown;

@@ -54,7 +54,7 @@ import type { Catalog, EventBus, Logger } from '@blawby/event-bus';
 import {
   createDashboard,
   createRequestEvents,
-  DASHBOARD_STREAM_HEADERS,
+  openDashboardStream,
   healthRoute,
   ingestRoute,
   isMetricsSource,
@@ -328,16 +328,7 @@ function mountDashboard<C extends Catalog>(
   router.get('/dashboard/api/stream', async (req, res) => {
     const refused = dashboard.refuse(await authorize(req), logger);
     if (refused) return send(res, refused);
-    res.writeHead(200, DASHBOARD_STREAM_HEADERS);
-    res.flushHeaders();
-    const stop = dashboard.stream((chunk) => res.write(chunk));
-    const end = () => {
-      if (!streams.delete(end)) return;
-      stop();
-      res.end();
-    };
-    streams.add(end);
-    req.on('close', end);
+    openDashboardStream(dashboard, req, res, streams);
   });
   const readJson = express.json({ limit: '16kb' });
   const api = async (req: Request, res: Response) => {

@@ -52,7 +52,7 @@ import type { EventBus } from '@blawby/event-bus';
 import {
   createDashboard,
   createRequestEvents,
-  DASHBOARD_STREAM_HEADERS,
+  openDashboardStream,
   healthRoute,
   ingestRoute,
   isMetricsSource,
@@ -284,15 +284,7 @@ function mountDashboard(
     const refused = dashboard.refuse(await authorize(request), request.log);
     if (refused) return send(reply, refused);
     reply.hijack();
-    reply.raw.writeHead(200, DASHBOARD_STREAM_HEADERS);
-    const stop = dashboard.stream((chunk) => reply.raw.write(chunk));
-    const end = () => {
-      if (!streams.delete(end)) return;
-      stop();
-      reply.raw.end();
-    };
-    streams.add(end);
-    request.raw.on('close', end);
+    openDashboardStream(dashboard, request.raw, reply.raw, streams);
   });
   const api = async (request: FastifyRequest, reply: FastifyReply) => {
     const result = await dashboard.api({

@@ -51,4 +51,5 @@ export type {
 export { isMetricsSource, metricsRoute } from './metrics-route';
 export type { MetricsSource, TextResult } from './metrics-route';
 export { createDashboard, DASHBOARD_MAX_REDRIVE, DASHBOARD_STREAM_HEADERS, resolveDashboardOptions } from './dashboard';
+export { openDashboardStream } from './dashboard-stream';
 export type { Dashboard, DashboardApiRequest, DashboardOptions, DashboardSignals } from './dashboard';

@@ -389,6 +389,24 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         expect(page.events[0]!.retryCount).toBe(1);
       });
 
+      it('records the dead letter of a delivery a transport carried, as one of its own (recordDeadLetter)', async (ctx) => {
+        if (!storage.recordDeadLetter) return ctx.skip(`storage "${storage.name}" has no recordDeadLetter`);
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        const { events } = await storage.append([input('billing.payment_failed')]);
+        const event = events[0]!;
+        const error = { name: 'Error', message: 'smtp down', stack: 'Error: smtp down\n    at handler' };
+        await storage.recordDeadLetter({ subscriber: 'a', event, attempts: 3, error });
+        await storage.recordDeadLetter({ subscriber: 'a', event, attempts: 4, error }); // the same delivery again: one dead letter
+        const [dl, ...rest] = await storage.listDeadLetters();
+        expect(rest).toEqual([]);
+        expect(dl).toMatchObject({ eventId: event.eventId, eventType: 'billing.payment_failed', subscriber: 'a', attempts: 4 });
+        expect(dl!.error).toMatchObject({ message: 'smtp down' });
+        expect(dl!.event.eventId).toBe(event.eventId);
+        expect((await storage.health()).deadLetters).toBe(1);
+        expect(await storage.discard(dl!.id)).toBe(true);
+        expect(await storage.listDeadLetters()).toEqual([]);
+      });
+
       it('dead-letters with the error, then redrives with fresh attempts, or discards', async () => {
         await storage.register([
           { name: 'a', patterns: ['*'] },
