@@ -338,8 +338,11 @@ class PgStorage implements PostgresStorage {
       MAX_APPEND_BATCH,
       isConnectionError,
     );
+    // One deadline (and retry on a deadlock) per batch rather than per completion: a timer,
+    // an AbortController and listeners per delivery cost more than the statement's share.
+    // A completion is a no-op once recorded, so sending a batch again is safe.
     this.completes = new TickBatcher(
-      (leases, signal) => this.completeMany(this.exec, leases, signal),
+      (leases) => this.run('complete', (signal) => this.completeMany(this.exec, leases, signal)),
       () => 1,
       500,
       isConnectionError,
@@ -613,8 +616,7 @@ class PgStorage implements PostgresStorage {
       const tx = asExecutor(options.tx);
       return (await this.run('complete', (signal) => this.completeMany(tx, [parsed], signal), false))[0]!;
     }
-    // Retried on a deadlock: a completion is a no-op once recorded, so sending it again is safe.
-    return this.run('complete', (signal) => this.completes.add(parsed, signal));
+    return this.completes.add(parsed);
   }
 
   private async completeMany(executor: Executor, leases: ParsedLease[], signal: AbortSignal | undefined): Promise<boolean[]> {
