@@ -503,8 +503,9 @@ class PgStorage implements PostgresStorage {
       if (behind) {
         lagging = true;
         // Committed events wait for an older transaction, most often one about to commit: wait
-        // a moment and read again, once, rather than hand back less than there is.
-        if (claimed.length < Math.floor(options.limit) && !waited) {
+        // a moment and read again, once, rather than hand back nothing. With something claimed,
+        // hand it back now (its handlers need not wait); the watchers are woken again shortly.
+        if (claimed.length === 0 && !waited) {
           waited = true;
           await sleep(HORIZON_WAIT_MS);
           for (const share of shares) wants.find((w) => w.name === share.name)!.left = share.lim - countFor(claimed, share.name);
