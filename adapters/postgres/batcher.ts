@@ -42,6 +42,11 @@ export class TickBatcher<I, O> {
     });
   }
 
+  /** Resolves when the batches already sent have settled (at once when none is in flight); never rejects. */
+  sent(): Promise<unknown> | undefined {
+    return this.inFlight.size === 0 ? undefined : Promise.allSettled([...this.inFlight]);
+  }
+
   /** Resolves when every batch sent so far has settled. */
   async drain(): Promise<void> {
     while (this.inFlight.size > 0 || this.queue.length > 0) {

@@ -462,6 +462,11 @@ class PgStorage implements PostgresStorage {
       options.subscribers.filter((s) => s.limit > 0).map((s) => ({ name: s.name, left: Math.floor(s.limit) })),
       this.claims++,
     );
+    // A completion statement still running holds back the log's visible horizon: events
+    // committed after it started could not be read yet (most claims of a busy dispatcher
+    // came back short for it). It ends within a few milliseconds; wait for it first.
+    const completing = this.completes.sent();
+    if (completing) await completing;
     let left = Math.floor(options.limit);
     const claimed: ClaimedDelivery[] = [];
     let lagging = false;
