@@ -276,9 +276,6 @@ export class Dispatcher {
     const ahead = this.ahead();
     const capacity = dispatch.concurrency + ahead - this.inFlight - this.queue.length;
     if (capacity <= 0) return undefined;
-    // While a concurrency's worth waits queued, the slots stay busy: wait until half the
-    // read-ahead is free rather than pay a whole claim for a few deliveries.
-    if (this.queue.length >= dispatch.concurrency && capacity < Math.ceil(ahead / 2)) return undefined;
     const subscribers: SubscriberClaim[] = [];
     for (const sub of registry.all()) {
       const free = sub.concurrency + ahead - sub.inFlight - sub.queued;
