@@ -34,6 +34,9 @@ const NO_DELIVERY = `NULL, NULL, NULL, NULL::xid8, NULL::bigint, NULL, NULL, NUL
 const NO_DELIVERY_AFTER_ATTEMPTS = `NULL, NULL::xid8, NULL::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8`;
 
+/** Ranges whose lease ran out that one claim spills at most (it reports more due, so the next claim goes on). */
+const EXPIRED_PER_CLAIM = 64;
+
 /** One subscriber's share of a claim. */
 export interface ClaimShare {
   name: string;
@@ -154,9 +157,18 @@ leased AS (
   FROM cut c WHERE c.name IN (SELECT name FROM moved) AND EXISTS (SELECT 1 FROM taken x WHERE x.name = c.name)
   RETURNING id, subscriber, token, lease_expires_at
 ),
+-- Ranges whose lease ran out (a fully settled one is deleted by the statement that settles its
+-- last event). Read through the lease index in its order, so that the scan stops at now() and marks
+-- the entries of deleted ranges dead as it passes them: most ranges live for a moment, and a bitmap
+-- scan by subscriber would read every one deleted since the last vacuum, in every claim. One held
+-- by a completion right now is left to the next claim.
 expired AS (
   DELETE FROM ${id(t.ranges)} r
-  WHERE r.subscriber IN (SELECT name FROM req) AND (r.lease_expires_at < now() OR cardinality(r.done) >= cardinality(r.members))
+  WHERE r.id = ANY(ARRAY(SELECT x.id FROM ${id(t.ranges)} x
+    WHERE x.lease_expires_at < now() AND x.subscriber = ANY(${textArray(shares.map((s) => s.name))})
+    ORDER BY x.lease_expires_at
+    LIMIT ${id(String(EXPIRED_PER_CLAIM))}
+    FOR UPDATE SKIP LOCKED))
   RETURNING r.subscriber, r.attempts, r.lo_tx, r.lo_pos, r.hi_tx, r.hi_pos, r.members, r.done
 ),
 spilled AS (
