@@ -43,6 +43,14 @@ export interface ClaimShare {
   lim: number;
 }
 
+/**
+ * A range (alias `alias`) whose lease ran out: its unsettled events are due
+ * again. Bounded on the ranges' (subscriber, lease_expires_at) index.
+ */
+export function leaseRanOut(alias: string): string {
+  return `${alias}.lease_expires_at < now()`;
+}
+
 /** A row delivery whose ordering key waits behind another delivery of the same key (alias `d`). */
 export function keyBlocked(t: TableNames): string {
   return `(d.ordering_key IS NOT NULL AND (EXISTS (SELECT 1 FROM ${t.deliveries} o
@@ -158,17 +166,17 @@ leased AS (
   RETURNING id, subscriber, token, lease_expires_at
 ),
 -- Ranges whose lease ran out (a fully settled one is deleted by the statement that settles its
--- last event). Read through the lease index in its order, so that the scan stops at now() and marks
--- the entries of deleted ranges dead as it passes them: most ranges live for a moment, and a bitmap
--- scan by subscriber would read every one deleted since the last vacuum, in every claim. One held
--- by a completion right now is left to the next claim.
+-- last event). Read per subscriber through the lease index in its order, so that the scan stops at
+-- now() and marks the entries of deleted ranges dead as it passes them: most ranges live for a
+-- moment, and a scan of the subscriber's entries would read every one deleted since the last vacuum,
+-- in every claim. One held by a completion right now is left to the next claim.
 expired AS (
   DELETE FROM ${id(t.ranges)} r
-  WHERE r.id = ANY(ARRAY(SELECT x.id FROM ${id(t.ranges)} x
-    WHERE x.lease_expires_at < now() AND x.subscriber = ANY(${textArray(shares.map((s) => s.name))})
+  WHERE r.id = ANY(ARRAY(SELECT x.id FROM req CROSS JOIN LATERAL (
+    SELECT x.id FROM ${id(t.ranges)} x WHERE x.subscriber = req.name AND ${id(leaseRanOut('x'))}
     ORDER BY x.lease_expires_at
     LIMIT ${id(String(EXPIRED_PER_CLAIM))}
-    FOR UPDATE SKIP LOCKED))
+    FOR UPDATE SKIP LOCKED) x))
   RETURNING r.subscriber, r.attempts, r.lo_tx, r.lo_pos, r.hi_tx, r.hi_pos, r.members, r.done
 ),
 spilled AS (
