@@ -191,6 +191,8 @@ const MAX_APPEND_BATCH = 1000;
 function scanWindow(shares: readonly ClaimShare[]): number {
   return Math.min(1000, 4 * Math.max(...shares.map((s) => s.lim)) + 64);
 }
+/** Claims that go straight to the full claim statement for a subscriber the lean one sent back. */
+const LEAN_BACKOFF = 8;
 /** Claims again for a subscriber whose head another claimer moved first, this many times at most. */
 const CLAIM_ROUNDS = 4;
 /** How long a claim waits, once, for an older transaction to end when committed events wait behind it. */
@@ -300,6 +302,8 @@ class PgStorage implements PostgresStorage {
   private lagTimer: NodeJS.Timeout | undefined;
   /** Claims made, to rotate which subscriber is served first. */
   private claims = 0;
+  /** Subscribers the lean claim sent back, and for how many more claims they skip it. */
+  private readonly fullClaims = new Map<string, number>();
   private listening: Promise<Unlisten | null> | null = null;
   /** The last LISTEN attempt failed (dispatchers poll). */
   private listenFailed = false;
@@ -462,13 +466,7 @@ class PgStorage implements PostgresStorage {
     for (let round = 0; round < CLAIM_ROUNDS && left > 0; round++) {
       const shares = shareOut(wants, left);
       if (shares.length === 0) break;
-      const rows = await this.run('claim', (signal) =>
-        rowsOf(
-          this.exec,
-          q.claimStatement(this.tables, options.owner, shares, options.leaseMs, !this.synchronousAcks, scanWindow(shares)),
-          signal,
-        ),
-      );
+      const rows = await this.claimRows(options, shares);
       const again = new Set<string>();
       let spilled = false;
       let behind = false;
@@ -513,6 +511,45 @@ class PgStorage implements PostgresStorage {
     }
     this.afterClaim(lagging);
     return claimed;
+  }
+
+  /**
+   * One round of a claim: the lean statement for the subscribers it may serve,
+   * the full one for the others and for those the lean one sent back (kind
+   * `'f'`). A subscriber sent back goes straight to the full statement for its
+   * next {@link LEAN_BACKOFF} claims (its off-path work is likely not done in one).
+   */
+  private async claimRows(options: ClaimOptions, shares: ClaimShare[]): Promise<Row[]> {
+    const asyncCommit = !this.synchronousAcks;
+    const full = (list: ClaimShare[]) =>
+      this.run('claim', (signal) =>
+        rowsOf(this.exec, q.claimStatement(this.tables, options.owner, list, options.leaseMs, asyncCommit, scanWindow(list)), signal),
+      );
+    const lean: ClaimShare[] = [];
+    const rest: ClaimShare[] = [];
+    for (const share of shares) {
+      const skip = this.fullClaims.get(share.name);
+      if (skip === undefined) lean.push(share);
+      else {
+        rest.push(share);
+        if (skip <= 1) this.fullClaims.delete(share.name);
+        else this.fullClaims.set(share.name, skip - 1);
+      }
+    }
+    const [leanRows, restRows] = await Promise.all([
+      lean.length === 0
+        ? ([] as Row[])
+        : this.run('claim', (signal) =>
+            rowsOf(this.exec, q.leanClaimStatement(this.tables, options.owner, lean, options.leaseMs, asyncCommit, scanWindow(lean)), signal),
+          ),
+      rest.length === 0 ? ([] as Row[]) : full(rest),
+    ]);
+    const back = new Set<string>();
+    for (const r of leanRows) if (r.kind === 'f') back.add(r.subscriber as string);
+    if (back.size === 0) return restRows.length === 0 ? leanRows : [...leanRows, ...restRows];
+    for (const name of back) this.fullClaims.set(name, LEAN_BACKOFF);
+    const fullRows = await full(lean.filter((share) => back.has(share.name)));
+    return [...leanRows.filter((r) => r.kind !== 'f'), ...restRows, ...fullRows];
   }
 
   /**

@@ -214,3 +214,116 @@ SELECT 'g', NULL, NULL, NULL, NULL, ${id(NO_DELIVERY_AFTER_ATTEMPTS)}
 WHERE (SELECT max(e.tx_id) FROM ${id(t.events)} e) >= (SELECT xmin FROM hz)
 ORDER BY sort_tx, sort_pos`;
 }
+
+/**
+ * A range of the subscriber (alias `r`) that a claim tidies: its lease ran
+ * out (its unsettled events go back to the deliveries). A settled range is
+ * already gone: the statement that settles its last event deletes it.
+ */
+export function rangeToTidy(): string {
+  return leaseRanOut('r');
+}
+
+/**
+ * The claim for the common case, a small statement whose text does not
+ * depend on the shares (so a driver's prepared statement is reused, plan
+ * and all): for each subscriber with nothing off the path (no delivery row
+ * due, no range to tidy), the events after its head that match its
+ * patterns, up to its limit, until the first one that needs a row (an
+ * ordering key, a `deliverAt` to come). Like {@link claimStatement}, the
+ * head moves only if it is still where this statement read it (kind `'x'`
+ * otherwise), and the events become one range leased to the owner.
+ *
+ * A subscriber it cannot serve comes back as kind `'f'` (nothing done for
+ * it): something is off the path, or its first matching event needs a row.
+ * The caller then claims for it with {@link claimStatement}.
+ *
+ * The scan reads up to `window` events of the log per subscriber, but stops
+ * as soon as it found the subscriber's limit of matching ones; each event's
+ * columns come from that one read.
+ */
+export function leanClaimStatement(
+  t: TableNames,
+  owner: string,
+  shares: ClaimShare[],
+  leaseMs: number,
+  asyncCommit: boolean,
+  window: number,
+): SQL {
+  const after = `(e.tx_id, e.position) > (s.head_tx, s.head_pos) AND e.tx_id < (SELECT xmin FROM hz)`;
+  return sql`
+WITH ${settings(asyncCommit)},
+req AS (SELECT * FROM unnest(${textArray(shares.map((s) => s.name))}, ${intArray(shares.map((s) => s.lim))}) AS x(name, lim)),
+hz AS (SELECT ${VISIBLE_HORIZON} AS xmin),
+subs AS (
+  SELECT s.name, s.patterns, s.head_tx, s.head_pos, q.lim,
+    EXISTS (SELECT 1 FROM ${id(t.deliveries)} d WHERE d.subscriber = s.name AND d.run_at <= now()
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()))
+    OR EXISTS (SELECT 1 FROM ${id(t.ranges)} r WHERE r.subscriber = s.name AND ${id(rangeToTidy())}) AS busy
+  FROM ${id(t.subscribers)} s JOIN req q ON q.name = s.name
+  ORDER BY s.name
+  FOR UPDATE OF s
+),
+pick AS (
+  SELECT s.name, e.*, row_number() OVER (PARTITION BY s.name ORDER BY e.tx_id, e.position) AS n,
+    (e.ordering_key IS NOT NULL OR coalesce(e.deliver_at > now(), false)) AS special
+  FROM subs s CROSS JOIN LATERAL (
+    SELECT w.* FROM (
+      SELECT e.id, e.tx_id, e.position, e.ordering_key, e.deliver_at, ${EVENT_COLUMNS}
+      FROM ${id(t.events)} e WHERE ${id(after)}
+      ORDER BY e.tx_id, e.position
+      LIMIT ${window}::int
+    ) w WHERE ${id(patternMatchText('s.patterns', 'w.event_type'))}
+    LIMIT s.lim
+  ) e
+  WHERE NOT s.busy AND s.lim > 0
+),
+stop AS (SELECT DISTINCT ON (name) name, n FROM pick WHERE special ORDER BY name, n),
+taken AS (SELECT p.* FROM pick p WHERE NOT EXISTS (SELECT 1 FROM stop WHERE stop.name = p.name AND stop.n <= p.n)),
+last AS (SELECT DISTINCT ON (name) name, n, tx_id, position FROM taken ORDER BY name, n DESC),
+cut AS (
+  SELECT s.name, s.head_tx AS old_tx, s.head_pos AS old_pos, h.tx, h.pos
+  FROM subs s CROSS JOIN LATERAL (
+    -- The last event taken when the limit or a stop was reached, else the last one the scan read.
+    SELECT l.tx_id AS tx, l.position AS pos FROM last l
+    WHERE l.name = s.name AND (l.n >= s.lim OR EXISTS (SELECT 1 FROM stop WHERE stop.name = s.name))
+    UNION ALL
+    SELECT * FROM (
+      SELECT w.tx_id, w.position FROM (
+        SELECT e.tx_id, e.position FROM ${id(t.events)} e WHERE ${id(after)}
+        ORDER BY e.tx_id, e.position LIMIT ${window}::int
+      ) w ORDER BY w.tx_id DESC, w.position DESC LIMIT 1
+    ) w
+    LIMIT 1
+  ) h
+  WHERE NOT s.busy AND s.lim > 0 AND NOT EXISTS (SELECT 1 FROM stop WHERE stop.name = s.name AND stop.n = 1)
+),
+moved AS (
+  UPDATE ${id(t.subscribers)} s SET head_tx = c.tx, head_pos = c.pos
+  FROM cut c WHERE s.name = c.name AND s.head_tx = c.old_tx AND s.head_pos = c.old_pos AND ${id(CFG_USED)} >= 0
+  RETURNING s.name
+),
+leased AS (
+  INSERT INTO ${id(t.ranges)} (subscriber, owner, token, lease_expires_at, attempts, lo_tx, lo_pos, hi_tx, hi_pos, members)
+  SELECT c.name, ${owner}, gen_random_uuid(), now() + ${ms(leaseMs)}, 1, c.old_tx, c.old_pos, c.tx, c.pos,
+    ARRAY(SELECT x.position FROM taken x WHERE x.name = c.name ORDER BY x.n)
+  FROM cut c WHERE c.name IN (SELECT name FROM moved) AND EXISTS (SELECT 1 FROM taken x WHERE x.name = c.name)
+  RETURNING id, subscriber, token, lease_expires_at
+)
+SELECT 'l' AS kind, md5(e.id::text || ':' || e.name)::uuid::text AS delivery_id, e.name AS subscriber,
+  'L.' || l.id || '.' || l.token || '.' || e.tx_id::text || '.' || e.position AS token, 1 AS attempts,
+  round(extract(epoch from l.lease_expires_at) * 1000)::float8 AS lease_expires_ms, e.tx_id AS sort_tx,
+  e.position AS sort_pos, e.event_id, e.event_type, e.event_version, e.actor, e.actor_type, e.organization_id,
+  e.payload, e.metadata, e.retry_count, e.ts
+FROM taken e JOIN leased l ON l.subscriber = e.name
+UNION ALL
+SELECT 'x', NULL, c.name, ${id(NO_DELIVERY)} FROM cut c WHERE c.name NOT IN (SELECT name FROM moved)
+UNION ALL
+-- Not served here: claim with the full statement.
+SELECT 'f', NULL, s.name, ${id(NO_DELIVERY)} FROM subs s
+WHERE s.lim > 0 AND (s.busy OR EXISTS (SELECT 1 FROM stop WHERE stop.name = s.name AND stop.n = 1))
+UNION ALL
+SELECT 'g', NULL, NULL, NULL, NULL, ${id(NO_DELIVERY_AFTER_ATTEMPTS)}
+WHERE (SELECT max(e.tx_id) FROM ${id(t.events)} e) >= (SELECT xmin FROM hz)
+ORDER BY sort_tx, sort_pos`;
+}
