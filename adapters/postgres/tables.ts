@@ -122,7 +122,7 @@ export function eventBusTables(options: TableOptions = {}) {
       keyed: bigint('keyed', { mode: 'number' }).array().notNull().default(sql`'{}'`),
       keys: text('keys').array().notNull().default(sql`'{}'`),
     },
-    (r) => [index(i('idx_event_ranges_subscriber')).on(r.subscriber)],
+    (r) => [index(i('idx_event_ranges_lease')).on(r.subscriber, r.leaseExpiresAt)],
   );
 
   const deliveries = table(

@@ -34,10 +34,21 @@ const NO_DELIVERY = `NULL, NULL, NULL, NULL::xid8, NULL::bigint, NULL, NULL, NUL
 const NO_DELIVERY_AFTER_ATTEMPTS = `NULL, NULL::xid8, NULL::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL::jsonb, NULL::jsonb, NULL::int, NULL::float8`;
 
+/** Ranges whose lease ran out that one claim spills at most (it reports more due, so the next claim goes on). */
+const EXPIRED_PER_CLAIM = 64;
+
 /** One subscriber's share of a claim. */
 export interface ClaimShare {
   name: string;
   lim: number;
+}
+
+/**
+ * A range (alias `alias`) whose lease ran out: its unsettled events are due
+ * again. Bounded on the ranges' (subscriber, lease_expires_at) index.
+ */
+export function leaseRanOut(alias: string): string {
+  return `${alias}.lease_expires_at < now()`;
 }
 
 /** A row delivery whose ordering key waits behind another delivery of the same key (alias `d`). */
@@ -154,9 +165,18 @@ leased AS (
   FROM cut c WHERE c.name IN (SELECT name FROM moved) AND EXISTS (SELECT 1 FROM taken x WHERE x.name = c.name)
   RETURNING id, subscriber, token, lease_expires_at
 ),
+-- Ranges whose lease ran out (a fully settled one is deleted by the statement that settles its
+-- last event). Read per subscriber through the lease index in its order, so that the scan stops at
+-- now() and marks the entries of deleted ranges dead as it passes them: most ranges live for a
+-- moment, and a scan of the subscriber's entries would read every one deleted since the last vacuum,
+-- in every claim. One held by a completion right now is left to the next claim.
 expired AS (
   DELETE FROM ${id(t.ranges)} r
-  WHERE r.subscriber IN (SELECT name FROM req) AND ${id(rangeToTidy())}
+  WHERE r.id = ANY(ARRAY(SELECT x.id FROM req CROSS JOIN LATERAL (
+    SELECT x.id FROM ${id(t.ranges)} x WHERE x.subscriber = req.name AND ${id(leaseRanOut('x'))}
+    ORDER BY x.lease_expires_at
+    LIMIT ${id(String(EXPIRED_PER_CLAIM))}
+    FOR UPDATE SKIP LOCKED) x))
   RETURNING r.subscriber, r.attempts, r.lo_tx, r.lo_pos, r.hi_tx, r.hi_pos, r.members, r.done
 ),
 spilled AS (
@@ -197,10 +217,11 @@ ORDER BY sort_tx, sort_pos`;
 
 /**
  * A range of the subscriber (alias `r`) that a claim tidies: its lease ran
- * out (its unsettled events go back to the deliveries) or it is settled.
+ * out (its unsettled events go back to the deliveries). A settled range is
+ * already gone: the statement that settles its last event deletes it.
  */
 export function rangeToTidy(): string {
-  return `(r.lease_expires_at < now() OR cardinality(r.done) >= cardinality(r.members))`;
+  return leaseRanOut('r');
 }
 
 /**

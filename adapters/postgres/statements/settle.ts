@@ -28,6 +28,12 @@ export interface RangeLease {
 
 /** A uuid[] parameter: `= ANY(...)` on it gives the planner a primary-key index condition whatever its row estimates. */
 const uuidArray = (ids: string[]): SQL => sql`${`{${ids.join(',')}}`}::uuid[]`;
+/**
+ * A bigint[] parameter of range ids, for the same reason: the ranges table is
+ * small but churns (a range is inserted and deleted per claim), its statistics
+ * often say it is empty, and a join on the recordset then reads it whole.
+ */
+const bigintArray = (ids: string[]): SQL => sql`${`{${ids.join(',')}}`}::bigint[]`;
 
 /** Deletes completed delivery rows (current lease only); returns the ids completed. */
 export function completeRowsStatement(t: TableNames, leases: RowLease[], asyncCommit: boolean): SQL {
@@ -50,6 +56,7 @@ export function completeRangesStatement(
   ranges: { id: string; token: string; add: string[] }[],
   asyncCommit: boolean,
 ): SQL {
+  const ids = bigintArray(ranges.map((r) => r.id));
   return sql`
 WITH ${settings(asyncCommit)},
 l AS (SELECT * FROM jsonb_to_recordset(${json(ranges)}) AS x(id bigint, token uuid, add bigint[])),
@@ -58,6 +65,7 @@ st AS (
     ARRAY(SELECT DISTINCT p FROM unnest(l.add) p WHERE p = ANY(r.members) AND NOT p = ANY(r.done)) AS fresh,
     NOT EXISTS (SELECT 1 FROM unnest(r.members) m WHERE NOT m = ANY(r.done) AND NOT m = ANY(l.add)) AS finishing
   FROM ${id(t.ranges)} r JOIN l ON l.id = r.id AND l.token = r.token
+  WHERE r.id = ANY(${ids})
   -- Locked (in id order, so that two statements locking the same ranges cannot deadlock), so two
   -- completions of one range at once see each other's marks, and the last one deletes it.
   ORDER BY r.id
@@ -65,12 +73,13 @@ st AS (
 ),
 upd AS (
   UPDATE ${id(t.ranges)} r SET done = r.done || ARRAY(SELECT p FROM unnest(st.fresh) p WHERE NOT p = ANY(r.done))
-  FROM st WHERE r.id = st.id AND r.token = st.token AND NOT st.finishing AND ${id(CFG_USED)} >= 0
+  FROM st WHERE r.id = ANY(${ids}) AND r.id = st.id AND r.token = st.token AND NOT st.finishing
+    AND ${id(CFG_USED)} >= 0
   RETURNING r.id
 ),
 del AS (
   DELETE FROM ${id(t.ranges)} r USING st
-  WHERE r.id = st.id AND r.token = st.token AND st.finishing AND ${id(CFG_USED)} >= 0
+  WHERE r.id = ANY(${ids}) AND r.id = st.id AND r.token = st.token AND st.finishing AND ${id(CFG_USED)} >= 0
   RETURNING r.id
 )
 SELECT st.id::text AS range_id, p::text AS position FROM st CROSS JOIN LATERAL unnest(st.fresh) p
@@ -95,12 +104,17 @@ export function extendRangesStatement(
   leaseMs: number,
   asyncCommit: boolean,
 ): SQL {
+  const ids = bigintArray(ranges.map((r) => r.id));
   return sql`
 WITH ${settings(asyncCommit)},
 l AS (SELECT * FROM jsonb_to_recordset(${json(ranges)}) AS x(id bigint, token uuid)),
-held AS (SELECT r.id FROM ${id(t.ranges)} r JOIN l ON l.id = r.id AND l.token = r.token ORDER BY r.id FOR UPDATE OF r)
+held AS (
+  SELECT r.id FROM ${id(t.ranges)} r JOIN l ON l.id = r.id AND l.token = r.token
+  WHERE r.id = ANY(${ids})
+  ORDER BY r.id FOR UPDATE OF r
+)
 UPDATE ${id(t.ranges)} r SET lease_expires_at = now() + ${ms(leaseMs)}
-FROM held WHERE r.id = held.id AND ${id(CFG_USED)} >= 0
+FROM held WHERE r.id = ANY(${ids}) AND r.id = held.id AND ${id(CFG_USED)} >= 0
 RETURNING r.id::text AS id`;
 }
 
