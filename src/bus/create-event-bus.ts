@@ -167,13 +167,14 @@ class Bus<C extends Catalog> implements EventBus<C> {
     const input = buildEvent(this.catalog, this.defaults, type, payload, options);
     const tx = options?.tx;
     this.assertTx(tx);
+    const inputs = [input];
     let result: AppendResult;
     try {
-      result = await this.append([input], tx);
+      result = this.appendsNow(tx) ? this.storage.sync!.append(inputs, { claim: this.dispatcher.appendClaim() }) : await this.append(inputs, tx);
     } catch (err) {
       throw this.publishFailure(err);
     }
-    this.afterAppend([input], result, tx);
+    this.afterAppend(inputs, result, tx);
     // Validated against the schema of `type` just above.
     return result.events[0]! as BaseEvent<T, PayloadOf<C, T>>;
   }
@@ -188,7 +189,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
     this.assertTx(tx);
     let result: AppendResult;
     try {
-      result = await this.append(inputs, tx);
+      result = this.appendsNow(tx) ? this.storage.sync!.append(inputs, { claim: this.dispatcher.appendClaim() }) : await this.append(inputs, tx);
     } catch (err) {
       throw this.publishFailure(err);
     }
@@ -381,6 +382,15 @@ class Bus<C extends Catalog> implements EventBus<C> {
     } catch (err) {
       throw storageFailure(this.storage.name, during, err);
     }
+  }
+
+  /**
+   * Whether this append can be the storage's synchronous one (a process-local
+   * storage, no transaction, no publish middleware, no broker to hand it to):
+   * the hot path of an in-process bus, one promise fewer per publish.
+   */
+  private appendsNow(tx: unknown): boolean {
+    return this.storage.sync !== undefined && tx === undefined && !this.publishesToTransport && this.publishMiddleware.list.length === 0;
   }
 
   private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {

@@ -16,7 +16,7 @@ import type { BaseEvent } from '../envelope';
 import { EventBusError, HandlerTimeoutError, NonRetryableError, toErrorInfo, type ErrorInfo } from '../errors';
 import { SlotList } from '../collections/slot-list';
 import { childLogger, type Logger } from '../logger';
-import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim } from '../ports/storage';
+import type { ClaimedDelivery, ClaimOptions, Storage, SubscriberClaim, SyncStorageOperations } from '../ports/storage';
 import type { Transport } from '../ports/transport';
 import type { DeliverySource } from './transport-deliveries';
 import { uuidv7 } from '../uuidv7';
@@ -196,10 +196,20 @@ export class Dispatcher {
 
   /** Where deliveries are claimed and settled: the storage, or a transport (see {@link DispatcherDeps.source}). */
   private readonly source: DeliverySource;
+  /** A process-local storage's synchronous completion, when deliveries come from it. */
+  private readonly completesNow: SyncStorageOperations | undefined;
+  /**
+   * Whether to read each claimed delivery's own lease end (a broker's lease may
+   * have started at an earlier fetch, a database's clock may run ahead); a
+   * process-local storage's lease starts at the claim, by this clock.
+   */
+  private readonly readsLeaseEnd: boolean;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.logger = deps.logger;
     this.source = deps.source ?? deps.storage;
+    this.completesNow = deps.source ? undefined : deps.storage.sync;
+    this.readsLeaseEnd = this.completesNow === undefined;
     this.owner = deps.owner ?? dispatcherOwner();
   }
 
@@ -322,7 +332,7 @@ export class Dispatcher {
   runClaimed(claimed: readonly ClaimedDelivery[]): void {
     if (claimed.length === 0) return;
     const until = Date.now() + this.deps.dispatch.leaseMs;
-    for (const delivery of claimed) this.run(delivery, leaseEnd(delivery, until));
+    for (const delivery of claimed) this.run(delivery, this.readsLeaseEnd ? leaseEnd(delivery, until) : until);
   }
 
   /** Makes sure the dispatcher looks for work at `time` (a known due time). */
@@ -490,7 +500,7 @@ export class Dispatcher {
         this.handlerAvgMs += (running.handlerMs - this.handlerAvgMs) * AVERAGE_WEIGHT;
         handled = true;
         this.freeSlot(running); // the next handler need not wait for this round trip
-        completed = await source.complete(delivery);
+        completed = this.completesNow ? this.completesNow.complete(delivery) : await source.complete(delivery);
       }
       handled = true;
       if (!completed) {
@@ -565,7 +575,7 @@ export class Dispatcher {
     for (const delivery of claimed) {
       const sub = this.deps.registry.get(delivery.subscriber);
       if (sub) sub.queued += 1;
-      this.queue.push({ delivery, leaseExpiresAt: leaseEnd(delivery, until), lost: false });
+      this.queue.push({ delivery, leaseExpiresAt: this.readsLeaseEnd ? leaseEnd(delivery, until) : until, lost: false });
     }
     this.startQueued();
   }

@@ -27,6 +27,7 @@ import type {
   StorageHealth,
   SubscriberBacklog,
   SubscriberRegistration,
+  SyncStorageOperations,
   TimelinePage,
   TimelineQuery,
   TimelineScope,
@@ -176,7 +177,17 @@ class MemoryStorage implements Storage {
     }
   }
 
+  /** The hot path's synchronous operations: nothing here waits for anything. */
+  readonly sync: SyncStorageOperations = {
+    append: (inputs, options) => this.appendNow(inputs, options),
+    complete: (lease) => this.completeNow(lease),
+  };
+
   async append(inputs: readonly AppendInput[], options?: AppendOptions): Promise<AppendResult> {
+    return this.appendNow(inputs, options);
+  }
+
+  private appendNow(inputs: readonly AppendInput[], options?: AppendOptions): AppendResult {
     if (options?.tx !== undefined) {
       throw new EventBusError('UNSUPPORTED_BY_STORAGE', 'The memory storage has no transactions: publish without `tx`');
     }
@@ -243,6 +254,10 @@ class MemoryStorage implements Storage {
     if (options?.tx !== undefined) {
       throw new EventBusError('UNSUPPORTED_BY_STORAGE', 'The memory storage has no transactions');
     }
+    return this.completeNow(lease);
+  }
+
+  private completeNow(lease: Lease): boolean {
     const d = this.held(lease);
     if (!d) return false;
     this.finish(d);

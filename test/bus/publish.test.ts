@@ -171,6 +171,14 @@ describe('storage errors reach the caller coded', () => {
         throw error;
       };
     }
+    // The bus appends through the synchronous twin when there is one: it fails the same way.
+    const sync = storage.sync!;
+    (storage as { sync?: unknown }).sync = {
+      ...sync,
+      append: () => {
+        throw error;
+      },
+    };
     return storage;
   }
 

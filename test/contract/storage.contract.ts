@@ -389,6 +389,27 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         expect(page.events[0]!.retryCount).toBe(1);
       });
 
+      it('settles the synchronous append and complete as the async ones do (storage.sync)', async (ctx) => {
+        const sync = storage.sync;
+        if (!sync) return ctx.skip(`storage "${storage.name}" has no synchronous operations`);
+        await storage.register([{ name: 'a', patterns: ['auth.*'] }]);
+        const signup = input('auth.user_signed_up', {}, { idempotencyKey: 'sync-1' });
+        const appended = sync.append([signup, input('billing.payment_failed')], { claim: claimFor('w1', ['a']) });
+        expect(appended.events.map((e) => e.eventId)).toEqual([signup.event.eventId, expect.any(String)]);
+        expect(appended.events[1]!.processed).toBe(true); // no subscriber matches it
+        expect(appended.claimed.map((d) => d.event.eventId)).toEqual([signup.event.eventId]);
+        const again = sync.append([input('auth.user_signed_up', {}, { idempotencyKey: 'sync-1' })]);
+        expect(again.events[0]!.eventId).toBe(signup.event.eventId);
+        expect(() => sync.append([input('billing.payment_failed', {}, { idempotencyKey: 'sync-1' })])).toThrow(
+          expect.objectContaining({ code: 'IDEMPOTENCY_CONFLICT' }),
+        );
+        expect(await processedOf(signup.event.eventId)).toBe(false);
+        expect(sync.complete(appended.claimed[0]!)).toBe(true);
+        expect(sync.complete(appended.claimed[0]!)).toBe(false); // settled already
+        expect(await processedOf(signup.event.eventId)).toBe(true);
+        expect((await storage.health()).unprocessed).toBe(0);
+      });
+
       it('records the dead letter of a delivery a transport carried, as one of its own (recordDeadLetter)', async (ctx) => {
         if (!storage.recordDeadLetter) return ctx.skip(`storage "${storage.name}" has no recordDeadLetter`);
         await storage.register([{ name: 'a', patterns: ['*'] }]);
