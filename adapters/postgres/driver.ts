@@ -3,7 +3,7 @@
  * between its drivers (postgres.js, node-postgres and PGlite) smoothed over:
  * result shapes, connection errors, prepared statements and LISTEN.
  */
-import type { SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { EventBusError, type Logger } from '@blawby/event-bus';
 import { NoAnswerError } from './deadline';
@@ -30,6 +30,12 @@ export interface DrizzleDatabase {
  */
 export interface Executor {
   execute(query: SQL, signal?: AbortSignal): PromiseLike<unknown>;
+  /**
+   * Runs SQL text with numbered parameters as the driver's own prepared
+   * statement, without drizzle; absent on executors that only run drizzle
+   * SQL (see {@link rowsOfText}).
+   */
+  text?(text: string, params: unknown[], signal?: AbortSignal): PromiseLike<unknown>;
 }
 
 interface PostgresJsClient {
@@ -65,8 +71,11 @@ export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
   const unsafe = client.unsafe.bind(client);
   return {
     execute(query: SQL) {
-      const { sql, params } = dialect.sqlToQuery(query);
-      return unsafe(sql, params, { prepare: true });
+      const { sql: text, params } = dialect.sqlToQuery(query);
+      return unsafe(text, params, { prepare: true });
+    },
+    text(text: string, params: unknown[]) {
+      return unsafe(text, params, { prepare: true });
     },
   };
 }
@@ -108,6 +117,43 @@ export async function rowsOf(executor: Executor, query: SQL, signal?: AbortSigna
   if (Array.isArray(result)) return result as Row[];
   const rows = (result as { rows?: unknown } | null)?.rows;
   return Array.isArray(rows) ? (rows as Row[]) : [];
+}
+
+/**
+ * Runs SQL text with numbered parameters (`$1`...) and returns its rows:
+ * directly on an executor that can, else as drizzle SQL (a caller's
+ * transaction, PGlite), each placeholder bound to its parameter.
+ */
+export async function rowsOfText(executor: Executor, text: string, params: unknown[], signal?: AbortSignal): Promise<Row[]> {
+  const result = executor.text ? await executor.text(text, params, signal) : await executor.execute(sqlOfText(text, params), signal);
+  if (Array.isArray(result)) return result as Row[];
+  const rows = (result as { rows?: unknown } | null)?.rows;
+  return Array.isArray(rows) ? (rows as Row[]) : [];
+}
+
+/** Placeholders of SQL text; the text of this adapter's statements has no `$` elsewhere. */
+const PLACEHOLDER = /\$(\d+)/g;
+const textPieces = new Map<string, { strings: string[]; order: number[] }>();
+
+/** Drizzle SQL for text with numbered parameters (a parameter used twice is bound twice). */
+function sqlOfText(text: string, params: unknown[]): SQL {
+  let pieces = textPieces.get(text);
+  if (pieces === undefined) {
+    const strings: string[] = [];
+    const order: number[] = [];
+    let last = 0;
+    for (const m of text.matchAll(PLACEHOLDER)) {
+      strings.push(text.slice(last, m.index));
+      order.push(Number(m[1]) - 1);
+      last = m.index + m[0].length;
+    }
+    strings.push(text.slice(last));
+    pieces = { strings, order };
+    // Texts are a few per storage; the cap only guards against a surprise.
+    if (textPieces.size < 1000) textPieces.set(text, pieces);
+  }
+  const strings = Object.assign([...pieces.strings], { raw: pieces.strings }) as unknown as TemplateStringsArray;
+  return sql(strings, ...pieces.order.map((i) => params[i]));
 }
 
 // Connection-level failures: the server is down, restarting, or unreachable.

@@ -59,7 +59,10 @@ const dialect = new PgDialect();
 export function nodePostgresExecutor(
   client: PgPool | PgClient,
   prepare = true,
-): { execute(query: SQL, signal?: AbortSignal): Promise<unknown> } {
+): {
+  execute(query: SQL, signal?: AbortSignal): Promise<unknown>;
+  text(text: string, params: unknown[], signal?: AbortSignal): Promise<unknown>;
+} {
   const names = new Map<string, string>();
   const nameOf = (text: string): string => {
     let name = names.get(text);
@@ -70,12 +73,16 @@ export function nodePostgresExecutor(
     }
     return name;
   };
+  const run = (text: string, params: unknown[], signal: AbortSignal | undefined) => {
+    const config = prepare ? { name: nameOf(text), text, values: params } : { text, values: params };
+    return 'totalCount' in client ? poolQuery(client, config, signal) : client.query(config);
+  };
   return {
     execute(query: SQL, signal?: AbortSignal) {
       const { sql: text, params } = dialect.sqlToQuery(query);
-      const config = prepare ? { name: nameOf(text), text, values: params } : { text, values: params };
-      return 'totalCount' in client ? poolQuery(client, config, signal) : client.query(config);
+      return run(text, params, signal);
     },
+    text: run,
   };
 }
 

@@ -48,6 +48,7 @@ import {
   isPglite,
   listen,
   rowsOf,
+  rowsOfText,
   wrapError,
   type DrizzleDatabase,
   type Executor,
@@ -311,6 +312,9 @@ class PgStorage implements PostgresStorage {
   private readonly exec: Executor;
   private closed = false;
   private readonly retention: RetentionRunner | undefined;
+  /** The statements of appends without idempotency keys (fixed text: see `statements/text.ts`). */
+  private readonly appendOne: q.TextStatement<[row: q.AppendRow]>;
+  private readonly appendSeveral: q.TextStatement<[rows: q.AppendRow[]]>;
 
   constructor(
     private readonly db: DrizzleDatabase,
@@ -329,6 +333,8 @@ class PgStorage implements PostgresStorage {
     },
   ) {
     this.exec = storageExecutor(db, extra.prepare);
+    this.appendOne = q.appendOneStatement(tables, ttlMs);
+    this.appendSeveral = q.appendManyStatement(tables, ttlMs);
     if (extra.retention) {
       this.retention = new RetentionRunner(extra.retention, (before, n) => this.retentionBatch(before, n), logger);
     }
@@ -400,6 +406,7 @@ class PgStorage implements PostgresStorage {
     calls.forEach((inputs, call) => {
       for (const input of inputs) rows.push(toAppendRow(input, rows.length, call));
     });
+    if (rows.every((r) => r.idempotency_key === null)) return this.appendUnkeyed(executor, calls, rows, signal);
     const result = await rowsOf(executor, q.appendStatement(this.tables, rows, this.ttlMs), signal);
     const inserted = new Map<string, Row>();
     const byKey = new Map<string, BaseEvent>();
@@ -450,6 +457,38 @@ class PgStorage implements PostgresStorage {
       out.push(conflict ? { events: [], due: 0, conflict: true } : { events, due });
     }
     return out;
+  }
+
+  /**
+   * {@link appendMany} for rows without idempotency keys (every coalesced
+   * publish): nothing can be refused or found stored, so a leaner statement
+   * of fixed text does, with one event in plain parameters.
+   */
+  private async appendUnkeyed(
+    executor: Executor,
+    calls: (readonly AppendInput[])[],
+    rows: q.AppendRow[],
+    signal: AbortSignal | undefined,
+  ): Promise<AppendCallResult[]> {
+    if (rows.length === 1) {
+      const { text, params } = this.appendOne;
+      const r = (await rowsOfText(executor, text, params(rows[0]!), signal))[0];
+      // One call (an append has at least one event): the one event.
+      const event: BaseEvent = { ...calls[0]![0]!.event, processed: r?.processed === true, retryCount: 0 };
+      return [{ events: [event], due: Number(r?.due ?? 0) }];
+    }
+    const { text, params } = this.appendSeveral;
+    const inserted = new Map<string, Row>();
+    for (const r of await rowsOfText(executor, text, params(rows), signal)) inserted.set(r.event_id as string, r);
+    return calls.map((inputs) => {
+      let due = 0;
+      const events = inputs.map((input): BaseEvent => {
+        const r = inserted.get(input.event.eventId);
+        due += Number(r?.due ?? 0);
+        return { ...input.event, processed: r?.processed === true, retryCount: 0 };
+      });
+      return { events, due };
+    });
   }
 
   // --- claims and settling ---

@@ -339,6 +339,30 @@ for (const driver of DRIVERS) {
         expect(woken).toBe(before);
       });
 
+      it('wakes for an append of several events only when one of them is due for a subscriber', async () => {
+        const schema = await freshSchema();
+        const publisher = postgresStorage({ db, schema });
+        const worker = postgresStorage({ db, schema });
+        await worker.register([{ name: 'a', patterns: ['auth.*'] }]);
+        let woken = 0;
+        const stop = await worker.watch(() => void (woken += 1));
+        await sleep(100);
+        const before = woken;
+        const idle = await publisher.append([
+          { event: makeEvent(), deliverAt: new Date(Date.now() + 60_000) },
+          { event: makeEvent('billing.payment_failed') },
+        ]);
+        expect(idle.events.map((e) => e.processed)).toEqual([false, true]);
+        expect(idle.unclaimed).toBe(0);
+        await sleep(200);
+        expect(woken).toBe(before);
+        const due = await publisher.append([{ event: makeEvent('billing.payment_failed') }, { event: makeEvent() }]);
+        expect(due.events.map((e) => e.processed)).toEqual([true, false]);
+        expect(due.unclaimed).toBe(1);
+        await until(() => woken > before, 5000);
+        await stop();
+      });
+
       it('sends and listens for nothing with notify: false (for PgBouncer in transaction mode)', async () => {
         const schema = await freshSchema();
         const quiet = postgresStorage({ db, schema, notify: false });

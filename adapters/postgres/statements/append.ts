@@ -3,9 +3,10 @@
  * per subscriber: each reads the log through its own cursor.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { EVENT_COLUMNS, patternMatch } from '../event-row';
+import { EVENT_COLUMNS, patternMatch, patternMatchText } from '../event-row';
 import type { TableNames } from '../names';
 import { activeSubscribers, id, json, notifyCall, UTC_NOW } from './common';
+import type { TextStatement } from './text';
 
 /** One event of an append, as sent to the database. */
 export interface AppendRow {
@@ -110,4 +111,102 @@ WHERE e.idempotency_key = ANY(ARRAY(SELECT jsonb_array_elements_text(${json(keys
 export function eventsByIdempotencyKey(t: TableNames, keys: string[]): SQL {
   return sql`SELECT e.idempotency_key, e.processed, ${EVENT_COLUMNS} FROM ${id(t.events)} e
 WHERE e.idempotency_key = ANY(ARRAY(SELECT jsonb_array_elements_text(${json(keys)})))`;
+}
+
+/**
+ * The columns an append without idempotency keys writes, in the order
+ * {@link appendOneStatement} takes them as parameters `$1`... (then the
+ * channel), with their types.
+ */
+const COLUMNS = [
+  ['id', 'uuid'],
+  ['event_id', 'text'],
+  ['event_type', 'text'],
+  ['event_version', 'text'],
+  ['actor', 'text'],
+  ['actor_type', 'text'],
+  ['organization_id', 'text'],
+  ['payload', 'jsonb'],
+  ['metadata', 'jsonb'],
+  ['created_at', 'timestamp'],
+  ['ordering_key', 'text'],
+  ['deliver_at', 'timestamptz'],
+] as const;
+
+/** Subscribers seen within the time to live, as text (the time to live is part of the statement's fixed text). */
+function activeText(t: TableNames, ttlMs: number): string {
+  return `SELECT patterns FROM ${t.subscribers} WHERE last_seen_at > now() - (${Number(ttlMs)}::float8 * interval '1 millisecond')`;
+}
+
+/** `pg_notify` on the channel when `cond` holds, as text; `NULL` when notifications are off. */
+function notifyWhen(t: TableNames, cond: string, channelParam: string): string {
+  return t.channel ? `CASE WHEN ${cond} THEN pg_notify(${channelParam}, '') END` : 'NULL';
+}
+
+/**
+ * The append of one event without idempotency key, the common publish: the
+ * same effects as {@link appendStatement} (an event no active subscriber
+ * matches is processed at once; one NOTIFY, on commit, when the event is due
+ * for some subscriber) in a statement of fixed text with plain parameters,
+ * so it is prepared once per connection and planned generically. Returns one
+ * row: `processed`, `due` (0 or 1).
+ */
+export function appendOneStatement(t: TableNames, ttlMs: number): TextStatement<[row: AppendRow]> {
+  // Parameters typed text, whatever the column: every driver then sends the strings as they are
+  // (postgres.js and PGlite would serialize a value of a jsonb or timestamp parameter themselves).
+  const values = COLUMNS.map(([, type], i) => (type === 'text' ? `$${i + 1}::text` : `$${i + 1}::text::${type}`));
+  values[0] = `coalesce(${values[0]}, gen_random_uuid())`;
+  // `done`: no active subscriber matches (false when none is active at all: the event waits for the first ones).
+  // One scan of the subscribers, where appendStatement's CTE is read twice.
+  const text = `WITH ins AS (
+  INSERT INTO ${t.events} (${COLUMNS.map(([c]) => c).join(', ')}, processed, processed_at)
+  SELECT ${values.join(', ')}, d.done, CASE WHEN d.done THEN ${UTC_NOW} END
+  FROM (SELECT coalesce(bool_and(NOT ${patternMatchText('s.patterns', '$3::text')}), false) AS done
+    FROM (${activeText(t, ttlMs)}) s) d
+  RETURNING processed, NOT processed AND (deliver_at IS NULL OR deliver_at <= now()) AS due
+)
+SELECT processed, due::int AS due, ${notifyWhen(t, 'due', `$${COLUMNS.length + 1}::text`)} AS notified FROM ins`;
+  return {
+    text,
+    params: (row) => {
+      const params: unknown[] = COLUMNS.map(([c, type]) => (type === 'jsonb' ? JSON.stringify(row[c]) : row[c]));
+      if (t.channel) params.push(t.channel);
+      return params;
+    },
+  };
+}
+
+/**
+ * The append of several events, none with an idempotency key (what the
+ * coalesced publishes and `publishMany` send): {@link appendStatement}
+ * without the key handling, and with fewer columns returned. Parameters:
+ * the rows as JSON, the channel. Returns one row per event: `event_id`,
+ * `processed`, `due` (0 or 1).
+ */
+export function appendManyStatement(t: TableNames, ttlMs: number): TextStatement<[rows: AppendRow[]]> {
+  const text = `WITH subs AS (${activeText(t, ttlMs)}),
+ins AS (
+  INSERT INTO ${t.events} (${COLUMNS.map(([c]) => c).join(', ')}, processed, processed_at)
+  SELECT coalesce(i.id, gen_random_uuid()), ${COLUMNS.slice(1)
+    .map(([c]) => `i.${c}`)
+    .join(', ')}, f.done, CASE WHEN f.done THEN ${UTC_NOW} END
+  FROM jsonb_to_recordset($1::jsonb) AS i(ord int, ${COLUMNS.map(([c, type]) => `${c} ${type}`).join(', ')})
+  CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM subs) AND NOT EXISTS (
+    SELECT 1 FROM subs s WHERE ${patternMatchText('s.patterns', 'i.event_type')}) AS done) f
+  ORDER BY i.ord
+  RETURNING event_id, processed, NOT processed AND (deliver_at IS NULL OR deliver_at <= now()) AS due
+),
+notified AS (
+  SELECT ${t.channel ? 'pg_notify($2::text, \'\')' : 'NULL'} FROM (SELECT 1 FROM ins WHERE due LIMIT 1) x
+)
+SELECT event_id, processed, due::int AS due, (SELECT count(*) FROM notified)::int AS notified FROM ins`;
+  return {
+    text,
+    params: (rows) => {
+      // The rows' other fields (`call`, `idempotency_key`) are not read.
+      const params: unknown[] = [JSON.stringify(rows)];
+      if (t.channel) params.push(t.channel);
+      return params;
+    },
+  };
 }
