@@ -113,7 +113,11 @@ export type Row = Record<string, unknown>;
 
 /** Runs `query` and returns its rows, whichever driver (an array from postgres.js, `{ rows }` from node-postgres and PGlite). */
 export async function rowsOf(executor: Executor, query: SQL, signal?: AbortSignal): Promise<Row[]> {
-  const result = await executor.execute(query, signal);
+  return resultRows(await executor.execute(query, signal));
+}
+
+/** The rows of a driver's result: an array from postgres.js, `{ rows }` from node-postgres and PGlite. */
+function resultRows(result: unknown): Row[] {
   if (Array.isArray(result)) return result as Row[];
   const rows = (result as { rows?: unknown } | null)?.rows;
   return Array.isArray(rows) ? (rows as Row[]) : [];
@@ -125,10 +129,7 @@ export async function rowsOf(executor: Executor, query: SQL, signal?: AbortSigna
  * transaction, PGlite), each placeholder bound to its parameter.
  */
 export async function rowsOfText(executor: Executor, text: string, params: unknown[], signal?: AbortSignal): Promise<Row[]> {
-  const result = executor.text ? await executor.text(text, params, signal) : await executor.execute(sqlOfText(text, params), signal);
-  if (Array.isArray(result)) return result as Row[];
-  const rows = (result as { rows?: unknown } | null)?.rows;
-  return Array.isArray(rows) ? (rows as Row[]) : [];
+  return resultRows(executor.text ? await executor.text(text, params, signal) : await executor.execute(sqlOfText(text, params), signal));
 }
 
 /** Placeholders of SQL text; the text of this adapter's statements has no `$` elsewhere. */

@@ -318,36 +318,37 @@ for (const driver of DRIVERS) {
     });
 
     describe('wake-ups and coalescing', () => {
-      it('wakes a watcher through LISTEN/NOTIFY when another storage commits due work', async () => {
+      /** A publishing storage, and another one watching for subscriber `a` (`auth.*`) that counts its wake-ups. */
+      async function watchedPair() {
         const schema = await freshSchema();
         const publisher = postgresStorage({ db, schema });
         const worker = postgresStorage({ db, schema });
         await worker.register([{ name: 'a', patterns: ['auth.*'] }]);
-        let woken = 0;
-        const stop = await worker.watch(() => void (woken += 1));
+        const watcher = { woken: 0, stop: async () => {} };
+        watcher.stop = await worker.watch(() => void (watcher.woken += 1));
+        return { publisher, watcher };
+      }
+
+      it('wakes a watcher through LISTEN/NOTIFY when another storage commits due work', async () => {
+        const { publisher, watcher } = await watchedPair();
         await publisher.append([{ event: makeEvent() }]);
-        await until(() => woken > 0, 5000);
+        await until(() => watcher.woken > 0, 5000);
         // Future work does not wake anyone; neither does an event no one receives.
-        const before = woken;
+        const before = watcher.woken;
         await publisher.append([{ event: makeEvent(), deliverAt: new Date(Date.now() + 60_000) }]);
         await publisher.append([{ event: makeEvent('billing.payment_failed') }]);
         await sleep(200);
-        expect(woken).toBe(before);
-        await stop();
+        expect(watcher.woken).toBe(before);
+        await watcher.stop();
         await publisher.append([{ event: makeEvent() }]);
         await sleep(200);
-        expect(woken).toBe(before);
+        expect(watcher.woken).toBe(before);
       });
 
       it('wakes for an append of several events only when one of them is due for a subscriber', async () => {
-        const schema = await freshSchema();
-        const publisher = postgresStorage({ db, schema });
-        const worker = postgresStorage({ db, schema });
-        await worker.register([{ name: 'a', patterns: ['auth.*'] }]);
-        let woken = 0;
-        const stop = await worker.watch(() => void (woken += 1));
+        const { publisher, watcher } = await watchedPair();
         await sleep(100);
-        const before = woken;
+        const before = watcher.woken;
         const idle = await publisher.append([
           { event: makeEvent(), deliverAt: new Date(Date.now() + 60_000) },
           { event: makeEvent('billing.payment_failed') },
@@ -355,12 +356,12 @@ for (const driver of DRIVERS) {
         expect(idle.events.map((e) => e.processed)).toEqual([false, true]);
         expect(idle.unclaimed).toBe(0);
         await sleep(200);
-        expect(woken).toBe(before);
+        expect(watcher.woken).toBe(before);
         const due = await publisher.append([{ event: makeEvent('billing.payment_failed') }, { event: makeEvent() }]);
         expect(due.events.map((e) => e.processed)).toEqual([true, false]);
         expect(due.unclaimed).toBe(1);
-        await until(() => woken > before, 5000);
-        await stop();
+        await until(() => watcher.woken > before, 5000);
+        await watcher.stop();
       });
 
       it('sends and listens for nothing with notify: false (for PgBouncer in transaction mode)', async () => {

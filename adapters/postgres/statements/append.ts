@@ -5,7 +5,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { EVENT_COLUMNS, patternMatch, patternMatchText } from '../event-row';
 import type { TableNames } from '../names';
-import { activeSubscribers, id, json, notifyCall, UTC_NOW } from './common';
+import { activeSubscribers, activeSubscribersText, id, json, notifyCall, UTC_NOW } from './common';
 import type { TextStatement } from './text';
 
 /** One event of an append, as sent to the database. */
@@ -133,11 +133,6 @@ const COLUMNS = [
   ['deliver_at', 'timestamptz'],
 ] as const;
 
-/** Subscribers seen within the time to live, as text (the time to live is part of the statement's fixed text). */
-function activeText(t: TableNames, ttlMs: number): string {
-  return `SELECT patterns FROM ${t.subscribers} WHERE last_seen_at > now() - (${Number(ttlMs)}::float8 * interval '1 millisecond')`;
-}
-
 /** `pg_notify` on the channel when `cond` holds, as text; `NULL` when notifications are off. */
 function notifyWhen(t: TableNames, cond: string, channelParam: string): string {
   return t.channel ? `CASE WHEN ${cond} THEN pg_notify(${channelParam}, '') END` : 'NULL';
@@ -162,7 +157,7 @@ export function appendOneStatement(t: TableNames, ttlMs: number): TextStatement<
   INSERT INTO ${t.events} (${COLUMNS.map(([c]) => c).join(', ')}, processed, processed_at)
   SELECT ${values.join(', ')}, d.done, CASE WHEN d.done THEN ${UTC_NOW} END
   FROM (SELECT coalesce(bool_and(NOT ${patternMatchText('s.patterns', '$3::text')}), false) AS done
-    FROM (${activeText(t, ttlMs)}) s) d
+    FROM (${activeSubscribersText(t, ttlMs)}) s) d
   RETURNING processed, NOT processed AND (deliver_at IS NULL OR deliver_at <= now()) AS due
 )
 SELECT processed, due::int AS due, ${notifyWhen(t, 'due', `$${COLUMNS.length + 1}::text`)} AS notified FROM ins`;
@@ -184,7 +179,7 @@ SELECT processed, due::int AS due, ${notifyWhen(t, 'due', `$${COLUMNS.length + 1
  * `processed`, `due` (0 or 1).
  */
 export function appendManyStatement(t: TableNames, ttlMs: number): TextStatement<[rows: AppendRow[]]> {
-  const text = `WITH subs AS (${activeText(t, ttlMs)}),
+  const text = `WITH subs AS (${activeSubscribersText(t, ttlMs)}),
 ins AS (
   INSERT INTO ${t.events} (${COLUMNS.map(([c]) => c).join(', ')}, processed, processed_at)
   SELECT coalesce(i.id, gen_random_uuid()), ${COLUMNS.slice(1)

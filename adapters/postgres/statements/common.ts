@@ -46,9 +46,19 @@ export function notifyCall(t: TableNames): SQL {
   return t.channel ? sql`pg_notify(${t.channel}, '')` : sql`NULL`;
 }
 
-/** Subscribers that count: seen within the time to live. */
+/**
+ * Subscribers that count: seen within the time to live, as SQL text (the
+ * time to live, fixed per storage, is part of the text, so statements of
+ * fixed text can use it too).
+ */
+export function activeSubscribersText(t: TableNames, ttlMs: number): string {
+  return `SELECT name, patterns, head_tx, head_pos FROM ${t.subscribers}
+  WHERE last_seen_at > now() - (${Number(ttlMs)}::float8 * interval '1 millisecond')`;
+}
+
+/** {@link activeSubscribersText} as drizzle SQL. */
 export function activeSubscribers(t: TableNames, ttlMs: number): SQL {
-  return sql`SELECT name, patterns, head_tx, head_pos FROM ${id(t.subscribers)} WHERE last_seen_at > now() - ${ms(ttlMs)}`;
+  return id(activeSubscribersText(t, ttlMs));
 }
 
 /**
