@@ -169,12 +169,17 @@ class Bus<C extends Catalog> implements EventBus<C> {
     this.assertTx(tx);
     const inputs = [input];
     let result: AppendResult;
+    // The clock as buildEvent read it for the timestamp: the synchronous path reads it only once.
+    let now: number | undefined;
     try {
-      result = this.appendsNow(tx) ? this.storage.sync!.append(inputs, { claim: this.dispatcher.appendClaim() }) : await this.append(inputs, tx);
+      if (this.appendsNow(tx)) {
+        now = input.event.timestamp.getTime();
+        result = this.storage.sync!.append(inputs, { claim: this.dispatcher.appendClaim() }, now);
+      } else result = await this.append(inputs, tx);
     } catch (err) {
       throw this.publishFailure(err);
     }
-    this.afterAppend(inputs, result, tx);
+    this.afterAppend(inputs, result, tx, now);
     // Validated against the schema of `type` just above.
     return result.events[0]! as BaseEvent<T, PayloadOf<C, T>>;
   }
@@ -436,7 +441,8 @@ class Bus<C extends Catalog> implements EventBus<C> {
     }
   }
 
-  private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown): void {
+  /** `claimedAt`: when the append's claim was made, if known (saves a clock read). */
+  private afterAppend(inputs: readonly AppendInput[], result: AppendResult, tx: unknown, claimedAt?: number): void {
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
       if (result.events[i]!.eventId !== input.event.eventId) continue; // a repeated idempotency key
@@ -445,7 +451,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
       if (input.deliverAt) this.dispatcher.scheduleAt(input.deliverAt.getTime());
     }
     // After the loop, so that observers hear of the publish before its deliveries start.
-    if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed);
+    if (result.claimed.length > 0) this.dispatcher.runClaimed(result.claimed, claimedAt);
     // Inside a caller's transaction nothing is visible yet: the storage's watch
     // (e.g. NOTIFY on commit) or the poll finds it.
     if (tx !== undefined) return;

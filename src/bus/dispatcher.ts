@@ -328,10 +328,10 @@ export class Dispatcher {
     return this.liveClaim;
   }
 
-  /** Runs deliveries claimed for this dispatcher (by a claim, or by an append). */
-  runClaimed(claimed: readonly ClaimedDelivery[]): void {
+  /** Runs deliveries claimed for this dispatcher (by a claim, or by an append at `claimedAt`). */
+  runClaimed(claimed: readonly ClaimedDelivery[], claimedAt: number = Date.now()): void {
     if (claimed.length === 0) return;
-    const until = Date.now() + this.deps.dispatch.leaseMs;
+    const until = claimedAt + this.deps.dispatch.leaseMs;
     for (const delivery of claimed) this.run(delivery, this.readsLeaseEnd ? leaseEnd(delivery, until) : until);
   }
 

@@ -407,8 +407,12 @@ export interface Storage {
 
 /** The synchronous operations of a process-local storage (see {@link Storage.sync}). */
 export interface SyncStorageOperations {
-  /** {@link Storage.append}, settled before it returns (it throws what `append` would reject with). */
-  append(inputs: readonly AppendInput[], options?: AppendOptions): AppendResult;
+  /**
+   * {@link Storage.append}, settled before it returns (it throws what `append` would reject with).
+   * `now` is the caller's `Date.now()`, read just before (the bus's publish reads the clock once for
+   * the event's timestamp; the storage need not read it again).
+   */
+  append(inputs: readonly AppendInput[], options?: AppendOptions, now?: number): AppendResult;
   /** {@link Storage.complete} outside a transaction, settled before it returns. */
   complete(lease: Lease): boolean;
 }

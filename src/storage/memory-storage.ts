@@ -32,6 +32,7 @@ import type {
   TimelineQuery,
   TimelineScope,
 } from '../ports/storage';
+import { Fifo } from '../collections/fifo';
 import { MinHeap } from '../collections/min-heap';
 import { RingBuffer } from '../collections/ring-buffer';
 import { SlotList } from '../collections/slot-list';
@@ -74,8 +75,7 @@ interface SubscriberState {
   name: string;
   patterns: readonly string[];
   /** Due now, oldest first. Entries whose `place` changed are skipped when met. */
-  due: Delivery[];
-  dueHead: number;
+  due: Fifo<Delivery>;
   /** Not yet due (deliverAt or retry backoff), by `runAt`. */
   waiting: MinHeap<Delivery>;
   /** Unfinished deliveries per ordering key, in append order: only the first may run. */
@@ -141,8 +141,7 @@ class MemoryStorage implements Storage {
       const state: SubscriberState = {
         name,
         patterns: [...patterns],
-        due: [],
-        dueHead: 0,
+        due: new Fifo(),
         waiting: new MinHeap((d) => d.runAt),
         ordering: new Map(),
         leaseCheckAt: Infinity,
@@ -179,20 +178,19 @@ class MemoryStorage implements Storage {
 
   /** The hot path's synchronous operations: nothing here waits for anything. */
   readonly sync: SyncStorageOperations = {
-    append: (inputs, options) => this.appendNow(inputs, options),
+    append: (inputs, options, now) => this.appendNow(inputs, options, now ?? Date.now()),
     complete: (lease) => this.completeNow(lease),
   };
 
   async append(inputs: readonly AppendInput[], options?: AppendOptions): Promise<AppendResult> {
-    return this.appendNow(inputs, options);
+    return this.appendNow(inputs, options, Date.now());
   }
 
-  private appendNow(inputs: readonly AppendInput[], options?: AppendOptions): AppendResult {
+  private appendNow(inputs: readonly AppendInput[], options: AppendOptions | undefined, now: number): AppendResult {
     if (options?.tx !== undefined) {
       throw new EventBusError('UNSUPPORTED_BY_STORAGE', 'The memory storage has no transactions: publish without `tx`');
     }
     this.checkIdempotencyKeys(inputs);
-    const now = Date.now();
     const events: BaseEvent[] = [];
     let dueCreated = 0;
     for (const input of inputs) {
@@ -306,7 +304,7 @@ class MemoryStorage implements Storage {
       const state = this.subscribers.get(name);
       if (!state) continue;
       this.promote(state, now);
-      if (state.dueHead < state.due.length) return new Date(now);
+      if (state.due.size > 0) return new Date(now);
       const top = state.waiting.peek();
       if (top) next = Math.min(next, top.runAt);
     }
@@ -572,9 +570,9 @@ class MemoryStorage implements Storage {
       if (!state) continue;
       this.promote(state, now);
       let take = Math.min(want.limit, options.limit - claimed.length);
-      while (take > 0 && state.dueHead < state.due.length) {
-        const d = state.due[state.dueHead]!;
-        state.due[state.dueHead++] = undefined as unknown as Delivery;
+      while (take > 0) {
+        const d = state.due.shift();
+        if (d === undefined) break;
         if (d.place !== 'due') continue;
         d.place = 'leased';
         d.attempts += 1;
@@ -584,7 +582,6 @@ class MemoryStorage implements Storage {
         claimed.push(new Claim(d, d.token, d.attempts, d.leaseExpiresAt));
         take -= 1;
       }
-      compactQueue(state);
     }
     return claimed;
   }
@@ -725,16 +722,6 @@ function idOf(d: Delivery): string {
 
 function deliveryIdOf(eventId: string, subscriber: string): string {
   return `${eventId}:${subscriber}`;
-}
-
-function compactQueue(state: SubscriberState): void {
-  if (state.dueHead === state.due.length) {
-    state.due.length = 0;
-    state.dueHead = 0;
-  } else if (state.dueHead > 1024 && state.dueHead * 2 > state.due.length) {
-    state.due = state.due.slice(state.dueHead);
-    state.dueHead = 0;
-  }
 }
 
 function sameTenantAndType(a: BaseEvent, b: BaseEvent): boolean {
