@@ -201,14 +201,28 @@ export function jsonSnapshot(value: unknown): unknown {
  * copy; otherwise it is copied as {@link jsonSnapshot} does.
  */
 export function snapshotParsed(schema: object, value: unknown): unknown {
+  return payloadSnapshotter(schema)(value);
+}
+
+/**
+ * {@link snapshotParsed} for one schema, its mode decided once: the publish
+ * path keeps one per event type instead of looking the schema up per call.
+ */
+export function payloadSnapshotter(schema: object): (value: unknown) => unknown {
   let mode = snapshotModes.get(schema);
   if (mode === undefined) {
     assertJsonSafeSchema(schema); // a definition made without defineEvent
     mode = snapshotModes.get(schema)!;
   }
-  if (mode === 'copy') return withPath(value, () => copy(value, 0));
+  if (mode === 'copy') return (value) => withPath(value, () => copy(value, 0));
   const checkKeys = mode === 'freeze-keys';
-  return withPath(value, () => freezeInPlace(value, 0, checkKeys));
+  return (value) => {
+    try {
+      return freezeInPlace(value, 0, checkKeys);
+    } catch (err) {
+      throw located(err, value);
+    }
+  };
 }
 
 /** Runs a check; on failure, walks `value` once more to say where the problem is (the fast path keeps no path). */
@@ -216,9 +230,13 @@ function withPath(value: unknown, check: () => unknown): unknown {
   try {
     return check();
   } catch (err) {
-    if (!(err instanceof NotJsonSafe)) throw err;
-    throw new NotJsonSafe(err.reason, locate(value, 0) ?? []);
+    throw located(err, value);
   }
+}
+
+/** A check's failure with the path to the problem in `value` (other errors as they are). */
+function located(err: unknown, value: unknown): unknown {
+  return err instanceof NotJsonSafe ? new NotJsonSafe(err.reason, locate(value, 0) ?? []) : err;
 }
 
 /** The problem a value's check refuses, when `value` itself (not something inside it) is the problem. */

@@ -36,17 +36,22 @@ let prefix = '';
 
 function refillTails(): void {
   randomFillSync(randomBytes);
-  let at = 0;
-  for (let t = 0; t < BATCH; t++) {
-    for (let i = 0; i < 8; i++) {
-      let b = randomBytes[t * 8 + i]!;
-      if (i === 0) b = 0x80 | (b & 0x3f); // the variant: 10xx
-      batchText[at++] = HEX_HI[b]!;
-      batchText[at++] = HEX_LO[b]!;
-      if (i === 1) batchText[at++] = 0x2d; // '-'
+  const text = batchText;
+  for (let t = 0, r = 0, at = 0; t < BATCH; t++, r += 8, at += TAIL) {
+    const v = 0x80 | (randomBytes[r]! & 0x3f); // the variant: 10xx
+    const b1 = randomBytes[r + 1]!;
+    text[at] = HEX_HI[v]!;
+    text[at + 1] = HEX_LO[v]!;
+    text[at + 2] = HEX_HI[b1]!;
+    text[at + 3] = HEX_LO[b1]!;
+    text[at + 4] = 0x2d; // '-'
+    for (let i = 2; i < 8; i++) {
+      const b = randomBytes[r + i]!;
+      text[at + 2 * i + 1] = HEX_HI[b]!;
+      text[at + 2 * i + 2] = HEX_LO[b]!;
     }
   }
-  tails = batchText.toString('latin1');
+  tails = text.toString('latin1');
   nextTail = 0;
 }
 

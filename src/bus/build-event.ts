@@ -9,18 +9,26 @@
 import type { Catalog, EventDefinition } from '../catalog';
 import type { BaseEvent, EventMetadata } from '../envelope';
 import { EventValidationError, InvalidOptionError, UnknownEventTypeError } from '../errors';
-import { jsonSnapshot, NotJsonSafe, snapshotParsed } from '../json-safe';
+import { jsonSnapshot, NotJsonSafe, payloadSnapshotter } from '../json-safe';
 import type { AppendInput } from '../ports/storage';
 import { uuidv7 } from '../uuidv7';
 import { checkPublishOptions, checkStorableString } from './options';
 import type { PublishOptions } from './types';
 
-/** Bus-wide defaults of the metadata. */
+/** Bus-wide defaults of the metadata, and what publishing needs of each event type. */
 export interface MetadataDefaults {
   source: string;
   environment: string;
   /** `{ source, environment }`, frozen: shared by every event published without metadata of its own. */
   metadata: Readonly<EventMetadata>;
+  /** The catalog's types as published so far (filled on first use): one map lookup per publish. */
+  types: Map<string, PublishType>;
+}
+
+/** One catalog type, ready to publish: its definition and its payload's snapshot. */
+interface PublishType {
+  definition: EventDefinition;
+  snapshot: (data: unknown) => unknown;
 }
 
 /** Checks the bus's `source` and `environment` (at creation, not at the first publish). */
@@ -28,7 +36,19 @@ export function metadataDefaults(source: unknown, environment: unknown): Metadat
   checkStorableString('source', source);
   checkStorableString('environment', environment);
   const metadata = Object.freeze({ source, environment }) as Readonly<EventMetadata>;
-  return { source: source as string, environment: environment as string, metadata };
+  return { source: source as string, environment: environment as string, metadata, types: new Map() };
+}
+
+/** The catalog's type `type`, or `undefined` when it has none of that name. */
+function publishType(catalog: Catalog, defaults: MetadataDefaults, type: string): PublishType | undefined {
+  let known = defaults.types.get(type);
+  if (known === undefined) {
+    const definition: EventDefinition | undefined = Object.hasOwn(catalog, type) ? catalog[type] : undefined;
+    if (!definition) return undefined;
+    known = { definition, snapshot: payloadSnapshotter(definition.payload) };
+    defaults.types.set(type, known);
+  }
+  return known;
 }
 
 /** Validates `payload` against the catalog and builds the append input for it. */
@@ -40,8 +60,9 @@ export function buildEvent(
   options: PublishOptions | undefined,
 ): AppendInput {
   if (typeof type !== 'string') throw new InvalidOptionError('type', 'must be an event type name (a string)');
-  const definition: EventDefinition | undefined = Object.hasOwn(catalog, type) ? catalog[type] : undefined;
-  if (!definition) throw new UnknownEventTypeError(type);
+  const known = publishType(catalog, defaults, type);
+  if (!known) throw new UnknownEventTypeError(type);
+  const definition = known.definition;
   if (options !== undefined) checkPublishOptions(options);
   const parsed = definition.payload.safeParse(payload);
   if (!parsed.success) throw new EventValidationError(type, parsed.error.issues);
@@ -52,7 +73,7 @@ export function buildEvent(
     eventType: type,
     eventVersion: definition.version,
     timestamp: new Date(now),
-    payload: snapshotPayload(definition, type, parsed.data),
+    payload: snapshotPayload(known, type, parsed.data),
     // Frozen, so shared safely (publish middleware replaces it to add a traceparent, never changes it).
     metadata: options?.metadata === undefined ? defaults.metadata : snapshotMetadata(defaults, options.metadata),
     processed: false,
@@ -84,9 +105,9 @@ export function buildItem(
   return buildEvent(catalog, defaults, type, payload, options);
 }
 
-function snapshotPayload(definition: EventDefinition, type: string, data: unknown): Record<string, unknown> {
+function snapshotPayload(known: PublishType, type: string, data: unknown): Record<string, unknown> {
   try {
-    return snapshotParsed(definition.payload, data) as Record<string, unknown>;
+    return known.snapshot(data) as Record<string, unknown>;
   } catch (err) {
     if (!(err instanceof NotJsonSafe)) throw err;
     // A zod-shaped issue, so callers handle it like any other validation failure. No value in it.

@@ -6,7 +6,7 @@ import { matchesPattern, type Catalog, type EventTypeOf, type PayloadInput, type
 import type { BaseEvent } from '../envelope';
 import { EventBusError, InvalidOptionError, UnknownEventTypeError } from '../errors';
 import { silentLogger } from '../logger';
-import type { AppendInput, AppendResult, DeadLetterFilter, RelayHandle, Storage } from '../ports/storage';
+import type { AppendInput, AppendOptions, AppendResult, DeadLetterFilter, RelayHandle, Storage } from '../ports/storage';
 import type { Transport, TransportEvent } from '../ports/transport';
 import { memoryStorage } from '../storage/memory-storage';
 import { inProcessTransport } from '../transport/in-process-transport';
@@ -174,7 +174,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
     try {
       if (this.appendsNow(tx)) {
         now = input.event.timestamp.getTime();
-        result = this.storage.sync!.append(inputs, { claim: this.dispatcher.appendClaim() }, now);
+        result = this.storage.sync!.append(inputs, this.appendOptions(), now);
       } else result = await this.append(inputs, tx);
     } catch (err) {
       throw this.publishFailure(err);
@@ -194,7 +194,7 @@ class Bus<C extends Catalog> implements EventBus<C> {
     this.assertTx(tx);
     let result: AppendResult;
     try {
-      result = this.appendsNow(tx) ? this.storage.sync!.append(inputs, { claim: this.dispatcher.appendClaim() }) : await this.append(inputs, tx);
+      result = this.appendsNow(tx) ? this.storage.sync!.append(inputs, this.appendOptions()) : await this.append(inputs, tx);
     } catch (err) {
       throw this.publishFailure(err);
     }
@@ -397,6 +397,15 @@ class Bus<C extends Catalog> implements EventBus<C> {
   private appendsNow(tx: unknown): boolean {
     return this.storage.sync !== undefined && tx === undefined && !this.publishesToTransport && this.publishMiddleware.list.length === 0;
   }
+
+  /** The options of a synchronous append, kept while the dispatcher's claim stays the same object. */
+  private appendOptions(): AppendOptions {
+    const claim = this.dispatcher.appendClaim();
+    if (this.lastAppendOptions.claim !== claim) this.lastAppendOptions = claim === undefined ? {} : { claim };
+    return this.lastAppendOptions;
+  }
+
+  private lastAppendOptions: AppendOptions = {};
 
   private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {
     const store = this.publishesToTransport

@@ -11,13 +11,19 @@ export class StatsCollector {
   private readonly byType = new Map<string, TypeStats>();
   private timeTotal = 0;
   private timeMax = 0;
+  /** The type counted last and its counters: a run of one type skips the map. */
+  private lastType: string | undefined;
+  private lastStats: TypeStats | undefined;
 
   private of(type: string): TypeStats {
+    if (type === this.lastType) return this.lastStats!;
     let stats = this.byType.get(type);
     if (!stats) {
       stats = emptyTypeStats();
       this.byType.set(type, stats);
     }
+    this.lastType = type;
+    this.lastStats = stats;
     return stats;
   }
 

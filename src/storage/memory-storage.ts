@@ -115,6 +115,11 @@ class MemoryStorage implements Storage {
   private rotation = 0;
   private readonly subscribers = new Map<string, SubscriberState>();
   private readonly targetsByType = new Map<string, SubscriberState[]>();
+  /**
+   * The subscriber list of the last claim and the states it names: the bus
+   * passes the same list with every publish, so the states are looked up once.
+   */
+  private claimedFor: { subscribers: readonly { name: string }[]; names: string[]; states: (SubscriberState | undefined)[] } | undefined;
   /** Unfinished deliveries. */
   private readonly deliveries = new SlotList<Delivery>();
   /** Events waiting for their first subscriber (none was registered when they were appended). */
@@ -150,7 +155,7 @@ class MemoryStorage implements Storage {
       this.subscribers.set(name, state);
       added.push(state);
     }
-    this.targetsByType.clear();
+    this.subscribersChanged();
     if (added.length === 0) return;
     // A new name receives what is not yet processed (including events parked
     // while no subscriber existed), never older history.
@@ -170,7 +175,7 @@ class MemoryStorage implements Storage {
     const state = this.subscribers.get(name);
     if (!state) return;
     this.subscribers.delete(name);
-    this.targetsByType.clear();
+    this.subscribersChanged();
     for (const d of this.deliveries.values()) {
       if (d.sub === state) this.finish(d);
     }
@@ -482,6 +487,21 @@ class MemoryStorage implements Storage {
     }
   }
 
+  /** Drops what was derived from the set of subscribers and their patterns. */
+  private subscribersChanged(): void {
+    this.targetsByType.clear();
+    this.claimedFor = undefined;
+  }
+
+  /** The states of the subscribers a claim names (`undefined` for a name not registered). */
+  private statesOf(subscribers: readonly { name: string }[]): (SubscriberState | undefined)[] {
+    const known = this.claimedFor;
+    if (known?.subscribers === subscribers && sameNames(known.names, subscribers)) return known.states;
+    const names = subscribers.map((want) => want.name);
+    this.claimedFor = { subscribers, names, states: names.map((name) => this.subscribers.get(name)) };
+    return this.claimedFor.states;
+  }
+
   private targetsOf(type: string): SubscriberState[] {
     let targets = this.targetsByType.get(type);
     if (!targets) {
@@ -562,11 +582,13 @@ class MemoryStorage implements Storage {
   private claimNow(options: ClaimOptions, now: number): ClaimedDelivery[] {
     const claimed: ClaimedDelivery[] = [];
     const subs = options.subscribers;
+    const states = this.statesOf(subs);
     const n = subs.length;
     const first = n > 1 ? this.rotation++ % n : 0; // rotate so no subscriber starves another
     for (let i = 0; i < n && claimed.length < options.limit; i++) {
-      const want = subs[(first + i) % n]!;
-      const state = this.subscribers.get(want.name);
+      const at = (first + i) % n;
+      const want = subs[at]!;
+      const state = states[at];
       if (!state) continue;
       this.promote(state, now);
       let take = Math.min(want.limit, options.limit - claimed.length);
@@ -722,6 +744,13 @@ function idOf(d: Delivery): string {
 
 function deliveryIdOf(eventId: string, subscriber: string): string {
   return `${eventId}:${subscriber}`;
+}
+
+/** Whether a claim's list still names what it named when it was seen (a caller may reuse its array). */
+function sameNames(names: readonly string[], subscribers: readonly { name: string }[]): boolean {
+  if (names.length !== subscribers.length) return false;
+  for (let i = 0; i < names.length; i++) if (names[i] !== subscribers[i]!.name) return false;
+  return true;
 }
 
 function sameTenantAndType(a: BaseEvent, b: BaseEvent): boolean {
