@@ -377,6 +377,18 @@ export function freezeJson<T>(value: T): T {
  */
 export function freezeEventData<E extends { payload: unknown; metadata: unknown }>(event: E): E {
   freezeJson(event.payload);
-  freezeJson(event.metadata);
+  freezeMetadata(event.metadata);
   return event;
+}
+
+/** The metadata frozen last: most events share one (the bus's defaults), and frozen stays frozen. */
+let frozenMetadata: unknown;
+
+/**
+ * {@link freezeJson} for event metadata, which repeats from event to event:
+ * the one frozen last is known without asking `Object.isFrozen` again.
+ */
+export function freezeMetadata<T>(metadata: T): T {
+  if (metadata !== frozenMetadata) frozenMetadata = freezeJson(metadata);
+  return metadata;
 }

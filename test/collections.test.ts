@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { Fifo } from '../src/collections/fifo';
 import { MinHeap } from '../src/collections/min-heap';
 import { SlotList } from '../src/collections/slot-list';
 
@@ -37,6 +38,31 @@ describe('MinHeap', () => {
         for (let k = heap.pop(); k !== undefined; k = heap.pop()) out.push(k);
         expect(out).toEqual([...keys].sort((a, b) => a - b));
       }),
+    );
+  });
+});
+
+describe('Fifo', () => {
+  it('behaves as a first-in first-out queue under any sequence of pushes and shifts, across rewinds and compactions', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 3000 }))), (ops) => {
+        const queue = new Fifo<number>();
+        const model: number[] = [];
+        let next = 0;
+        for (const [push, count] of ops) {
+          for (let i = 0; i < count; i++) {
+            if (push) {
+              queue.push(next);
+              model.push(next++);
+            } else expect(queue.shift()).toBe(model.shift());
+          }
+          expect(queue.size).toBe(model.length);
+        }
+        while (model.length > 0) expect(queue.shift()).toBe(model.shift());
+        expect(queue.shift()).toBeUndefined();
+        expect(queue.size).toBe(0);
+      }),
+      { numRuns: 50 },
     );
   });
 });

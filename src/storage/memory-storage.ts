@@ -8,7 +8,7 @@
 import { matchesPattern } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, InvalidOptionError } from '../errors';
-import { freezeJson } from '../json-safe';
+import { freezeJson, freezeMetadata } from '../json-safe';
 import type {
   AppendInput,
   AppendOptions,
@@ -721,7 +721,7 @@ function ownEvent(event: BaseEvent): BaseEvent {
   const own = { ...event };
   if (Object.isFrozen(event.payload)) {
     // From the bus: frozen snapshots (metadata too, unless a publish middleware set an open one).
-    own.metadata = freezeJson(event.metadata);
+    own.metadata = freezeMetadata(event.metadata);
   } else {
     own.payload = freezeJson(JSON.parse(JSON.stringify(event.payload)) as BaseEvent['payload']);
     own.metadata = freezeJson(JSON.parse(JSON.stringify(event.metadata)) as BaseEvent['metadata']);
