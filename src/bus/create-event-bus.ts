@@ -90,6 +90,8 @@ class Bus<C extends Catalog> implements EventBus<C> {
   /** No relay feeds the transport: each publish sends its events itself. */
   private publishesToTransport = false;
   private relay: Promise<RelayHandle> | undefined;
+  /** The options of the last synchronous append (see {@link appendOptions}). */
+  private lastAppendOptions: AppendOptions = {};
 
   constructor(options: EventBusOptions<C>) {
     if (typeof options !== 'object' || options === null || typeof options.catalog !== 'object' || options.catalog === null) {
@@ -404,8 +406,6 @@ class Bus<C extends Catalog> implements EventBus<C> {
     if (this.lastAppendOptions.claim !== claim) this.lastAppendOptions = claim === undefined ? {} : { claim };
     return this.lastAppendOptions;
   }
-
-  private lastAppendOptions: AppendOptions = {};
 
   private append(inputs: readonly AppendInput[], tx: unknown): Promise<AppendResult> {
     const store = this.publishesToTransport

@@ -11,7 +11,7 @@
  */
 import { hostname } from 'node:os';
 import pRetry from 'p-retry';
-import type { Catalog } from '../catalog';
+import type { Catalog, EventDefinition } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, HandlerTimeoutError, NonRetryableError, toErrorInfo, type ErrorInfo } from '../errors';
 import { SlotList } from '../collections/slot-list';
@@ -489,7 +489,7 @@ export class Dispatcher {
         );
       }
       // Read-only on every storage: one handler cannot change what another sees.
-      const event = freezeEventData(currentVersionOf(this.deps.catalog, delivery.event));
+      const event = freezeEventData(currentVersionOf(this.definitionOf(delivery.event.eventType), delivery.event));
       let completed: boolean;
       if (sub.transactional) {
         completed = await this.runInTransaction(running, event);
@@ -524,6 +524,20 @@ export class Dispatcher {
       this.freeSlot(running);
       if (this.settleWaiters.length > 0) this.notifySettled();
     }
+  }
+
+  /** The last event type run and its definition: a run of one type looks the catalog up once. */
+  private lastType: string | undefined;
+  private lastDefinition: EventDefinition | undefined;
+
+  /** The catalog's definition of `type` (the catalog is frozen: what was looked up stays right). */
+  private definitionOf(type: string): EventDefinition | undefined {
+    if (type !== this.lastType) {
+      const { catalog } = this.deps;
+      this.lastDefinition = Object.hasOwn(catalog, type) ? catalog[type] : undefined;
+      this.lastType = type;
+    }
+    return this.lastDefinition;
   }
 
   /** Runs the handler, inside the middleware when there is any (no extra promise when there is none). */

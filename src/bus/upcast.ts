@@ -3,19 +3,17 @@
  * the catalog's current version and validated again before a handler sees it
  * (types without runtime checks are how old rows crash new handlers).
  */
-import type { Catalog, EventDefinition } from '../catalog';
+import type { EventDefinition } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventValidationError, NonRetryableError, UnknownEventTypeError } from '../errors';
 
 /**
- * The event as handlers of the current catalog expect it. Throws a
- * {@link NonRetryableError} (with the reason as `cause`) when it cannot be
- * made current: no retry would change that.
+ * The event as handlers of the current catalog expect it, given its type's
+ * definition in that catalog (`undefined`: the catalog has no such type).
+ * Throws a {@link NonRetryableError} (with the reason as `cause`) when it
+ * cannot be made current: no retry would change that.
  */
-export function currentVersionOf(catalog: Catalog, event: BaseEvent): BaseEvent {
-  const definition: EventDefinition | undefined = Object.hasOwn(catalog, event.eventType)
-    ? catalog[event.eventType]
-    : undefined;
+export function currentVersionOf(definition: EventDefinition | undefined, event: BaseEvent): BaseEvent {
   if (!definition) {
     throw new NonRetryableError(`Event type "${event.eventType}" is not in this process's catalog`, {
       cause: new UnknownEventTypeError(event.eventType),

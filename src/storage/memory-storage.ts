@@ -585,13 +585,14 @@ class MemoryStorage implements Storage {
     const states = this.statesOf(subs);
     const n = subs.length;
     const first = n > 1 ? this.rotation++ % n : 0; // rotate so no subscriber starves another
-    for (let i = 0; i < n && claimed.length < options.limit; i++) {
+    const limit = options.limit; // read once: the bus's live claim computes it
+    for (let i = 0; i < n && claimed.length < limit; i++) {
       const at = (first + i) % n;
       const want = subs[at]!;
       const state = states[at];
       if (!state) continue;
       this.promote(state, now);
-      let take = Math.min(want.limit, options.limit - claimed.length);
+      let take = Math.min(want.limit, limit - claimed.length);
       while (take > 0) {
         const d = state.due.shift();
         if (d === undefined) break;
