@@ -46,4 +46,5 @@ export {
   eventDeadLettersTable,
   eventRelaysTable,
   eventRelayScheduledTable,
+  eventListenersTable,
 } from './tables';

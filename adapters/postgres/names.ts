@@ -31,6 +31,8 @@ export interface TableNames {
   relays: string;
   /** Events the relay's cursor passed before their `deliverAt`, sent when due. */
   relayScheduled: string;
+  /** Storages listening for work notices, each until its row expires (a publish notifies only while one is). */
+  listeners: string;
   eventSubscriptions: string;
   migrations: string;
   /** Index name prefix (index names are per schema). */
@@ -67,6 +69,7 @@ export function tableNames(options: TableOptions = {}): TableNames {
     state: q('event_bus_state'),
     relays: q('event_relays'),
     relayScheduled: q('event_relay_scheduled'),
+    listeners: q('event_listeners'),
     eventSubscriptions: q('event_subscriptions'),
     migrations: q('event_bus_migrations'),
     indexPrefix: prefix,

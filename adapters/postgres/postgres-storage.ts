@@ -13,6 +13,7 @@
  * replay, a range whose lease ran out) becomes a row of the deliveries table,
  * claimed with `FOR UPDATE SKIP LOCKED` under its own lease.
  */
+import { randomUUID } from 'node:crypto';
 import { EventBusError, InvalidOptionError, silentLogger } from '@blawby/event-bus';
 import type {
   BaseEvent,
@@ -56,6 +57,7 @@ import {
   type Unlisten,
 } from './driver';
 import { withDeadline } from './deadline';
+import { ListenerRow } from './listener-row';
 import { eventOfRow, isUuid } from './event-row';
 import { resolveRetention, RetentionRunner, type RetentionOptions, type RetentionStats } from './retention';
 import { tableNames, type TableNames, type TableOptions } from './names';
@@ -308,6 +310,8 @@ class PgStorage implements PostgresStorage {
   private listening: Promise<Unlisten | null> | null = null;
   /** The last LISTEN attempt failed (dispatchers poll). */
   private listenFailed = false;
+  /** Tells publishers this storage listens, while it does. */
+  private readonly listenerRow: ListenerRow;
   /** Runs the storage's own statements (outside callers' transactions). */
   private readonly exec: Executor;
   private closed = false;
@@ -333,6 +337,12 @@ class PgStorage implements PostgresStorage {
     },
   ) {
     this.exec = storageExecutor(db, extra.prepare);
+    this.listenerRow = new ListenerRow(
+      tables,
+      randomUUID(),
+      (what, statement) => this.run(what, (signal) => rowsOf(this.exec, statement, signal)),
+      logger,
+    );
     this.appendOne = q.appendOneStatement(tables, ttlMs);
     this.appendSeveral = q.appendManyStatement(tables, ttlMs);
     if (extra.retention) {
@@ -921,11 +931,21 @@ class PgStorage implements PostgresStorage {
       const wake = () => {
         for (const w of this.watchers) w();
       };
-      this.listening = listen(this.db, this.tables.channel, wake, wake, this.logger).catch((err: unknown) => {
-        this.logger.warn({ err }, 'event-bus: LISTEN failed; dispatchers will poll');
-        this.listenFailed = true;
-        return null;
-      });
+      const reconnected = () => {
+        void this.listenerRow.refresh();
+        wake();
+      };
+      // The row first, LISTEN second: an event whose publish saw no listener yet is found by the
+      // watcher's first claim, which follows watch().
+      this.listening = this.listenerRow
+        .start()
+        .then(() => listen(this.db, this.tables.channel, wake, reconnected, this.logger))
+        .catch(async (err: unknown) => {
+          this.logger.warn({ err }, 'event-bus: LISTEN failed; dispatchers will poll');
+          this.listenFailed = true;
+          await this.listenerRow.stop();
+          return null;
+        });
       void this.listening.then((unlisten) => {
         if (unlisten) this.listenFailed = false;
       });
@@ -938,7 +958,7 @@ class PgStorage implements PostgresStorage {
     const listening = this.listening;
     this.listening = null;
     const unlisten = await listening;
-    if (unlisten) await unlisten().catch(() => {});
+    if (unlisten) await Promise.all([unlisten().catch(() => {}), this.listenerRow.stop()]);
   }
 
   async close(): Promise<void> {

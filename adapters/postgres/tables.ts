@@ -198,13 +198,18 @@ export function eventBusTables(options: TableOptions = {}) {
     ],
   );
 
+  const listeners = table(`${p}event_listeners`, {
+    id: text('id').primaryKey(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  });
+
   const migrations = table(`${p}event_bus_migrations`, {
     id: integer('id').primaryKey(),
     name: text('name').notNull(),
     appliedAt: timestamp('applied_at', { withTimezone: true }).notNull().defaultNow(),
   });
 
-  return { events, eventSubscriptions, subscribers, ranges, deliveries, deadLetters, state, relays, relayScheduled, migrations };
+  return { events, eventSubscriptions, subscribers, ranges, deliveries, deadLetters, state, relays, relayScheduled, listeners, migrations };
 }
 
 /** The tables in schema `public` without prefix (the defaults of `migrate` and `postgresStorage`). */
@@ -226,3 +231,5 @@ export const eventDeadLettersTable = defaultTables.deadLetters;
 export const eventRelaysTable = defaultTables.relays;
 /** Events waiting for their `deliverAt` before the relay sends them, default placement. */
 export const eventRelayScheduledTable = defaultTables.relayScheduled;
+/** Storages listening for work notices, default placement. */
+export const eventListenersTable = defaultTables.listeners;

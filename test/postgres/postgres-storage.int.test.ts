@@ -80,7 +80,7 @@ for (const driver of DRIVERS) {
       it('creates the tables once, records them, and does nothing the second time', { timeout: 120_000 }, async () => {
         const first = await migrate(db, { schema: 'mig_once' });
         const second = await migrate(db, { schema: 'mig_once' });
-        expect(first.applied).toEqual([1, 2, 3]);
+        expect(first.applied).toEqual([1, 2, 3, 4]);
         expect(second.applied).toEqual([]);
         const tables = await rows(
           db,
@@ -91,6 +91,7 @@ for (const driver of DRIVERS) {
           'event_bus_state',
           'event_dead_letters',
           'event_deliveries',
+          'event_listeners',
           'event_ranges',
           'event_relay_scheduled',
           'event_relays',
@@ -98,7 +99,7 @@ for (const driver of DRIVERS) {
           'event_subscriptions',
           'events',
         ]);
-        expect(await count(db, `SELECT count(*)::int AS n FROM mig_once.event_bus_migrations`)).toBe(3);
+        expect(await count(db, `SELECT count(*)::int AS n FROM mig_once.event_bus_migrations`)).toBe(4);
         // The seed's indexes are all there.
         const indexes = (
           await rows(db, `SELECT indexname FROM pg_indexes WHERE schemaname = 'mig_once' AND tablename = 'events'`)
@@ -151,7 +152,7 @@ for (const driver of DRIVERS) {
         if (driver === 'pglite') {
           // One PGlite has one connection: concurrent calls queue on it, which must still be safe.
           const results = await Promise.all([1, 2, 3].map(() => migrate(db, { schema: 'mig_race' })));
-          expect(results.flatMap((r) => r.applied)).toEqual([1, 2, 3]);
+          expect(results.flatMap((r) => r.applied)).toEqual([1, 2, 3, 4]);
           return;
         }
         const clients = [1, 2, 3, 4].map(() => postgres(database.url!, { max: 1, onnotice: () => {} }));
@@ -159,7 +160,7 @@ for (const driver of DRIVERS) {
           const results = await Promise.all(
             clients.map((c) => migrate(drizzlePostgres(c) as unknown as DrizzleDatabase, { schema: 'mig_race' })),
           );
-          expect(results.flatMap((r) => r.applied)).toEqual([1, 2, 3]);
+          expect(results.flatMap((r) => r.applied)).toEqual([1, 2, 3, 4]);
         } finally {
           await Promise.all(clients.map((c) => c.end()));
         }
@@ -176,6 +177,7 @@ for (const driver of DRIVERS) {
             'eb_event_bus_state',
             'eb_event_dead_letters',
             'eb_event_deliveries',
+            'eb_event_listeners',
             'eb_event_ranges',
             'eb_event_relay_scheduled',
             'eb_event_relays',
@@ -382,6 +384,56 @@ for (const driver of DRIVERS) {
         await stop();
         await stopQuiet();
         expect((await listener.backlog(['a'])).due).toBe(2);
+      });
+
+      /** Counts the NOTIFYs on `channel` from a connection of its own, which no listener row announces. */
+      async function countNotifications(channel: string): Promise<{ n: number; stop(): Promise<void> }> {
+        const seen = { n: 0, stop: async () => {} };
+        if (database.url) {
+          const client = postgres(database.url, { max: 1, onnotice: () => {} });
+          await client.listen(channel, () => void (seen.n += 1));
+          seen.stop = () => client.end();
+        } else {
+          const pglite = db.$client as unknown as { listen(c: string, fn: () => void): Promise<() => Promise<void>> };
+          seen.stop = await pglite.listen(channel, () => void (seen.n += 1));
+        }
+        return seen;
+      }
+
+      it('sends NOTIFY only while some storage listens: none before, none after it stopped or its row expired', async () => {
+        const schema = await freshSchema();
+        const publisher = postgresStorage({ db, schema });
+        const worker = postgresStorage({ db, schema });
+        await worker.register([{ name: 'a', patterns: ['*'] }]);
+        const heard = await countNotifications(publisher.tables.channel);
+        const listeners = () => count(db, `SELECT count(*)::int AS n FROM ${schema}.event_listeners WHERE expires_at > now()`);
+        try {
+          await publisher.append([{ event: makeEvent() }]);
+          await sleep(200);
+          expect(heard.n).toBe(0);
+
+          const stop = await worker.watch(() => {});
+          expect(await listeners()).toBe(1);
+          await publisher.append([{ event: makeEvent() }]);
+          await until(() => heard.n === 1, 5000);
+          await publisher.append([{ event: makeEvent() }, { event: makeEvent() }]);
+          await until(() => heard.n === 2, 5000); // one per statement
+
+          // A process killed while listening leaves its row, which stops counting once it expires.
+          await db.execute(sql.raw(`UPDATE ${schema}.event_listeners SET expires_at = now() - interval '1 second'`));
+          await publisher.append([{ event: makeEvent() }]);
+          await sleep(200);
+          expect(heard.n).toBe(2);
+
+          await stop();
+          expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.event_listeners`)).toBe(0);
+          await publisher.append([{ event: makeEvent() }]);
+          await sleep(200);
+          expect(heard.n).toBe(2);
+          expect((await worker.backlog(['a'])).due).toBe(6); // nothing was lost for want of a notice
+        } finally {
+          await heard.stop();
+        }
       });
 
       it('runs a handler in another bus within milliseconds of the publish, without polling', async () => {

@@ -5,7 +5,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { EVENT_COLUMNS, patternMatch, patternMatchText } from '../event-row';
 import type { TableNames } from '../names';
-import { activeSubscribers, activeSubscribersText, id, json, notifyCall, UTC_NOW } from './common';
+import { activeSubscribers, activeSubscribersText, id, json, notifyCall, notifyText, UTC_NOW } from './common';
 import type { TextStatement } from './text';
 
 /** One event of an append, as sent to the database. */
@@ -32,7 +32,8 @@ export interface AppendRow {
  * Inserts events; an idempotency key already stored yields the stored event
  * (rows of kind `'e'`). An event no active subscriber matches is processed at
  * once (unless no subscriber is active at all: then it waits for the first).
- * Sends one NOTIFY, on commit, when some subscriber has work due now.
+ * Sends one NOTIFY, on commit, when some subscriber has work due now and some
+ * storage listens.
  */
 export function appendStatement(t: TableNames, rows: AppendRow[], ttlMs: number): SQL {
   const keys = [...new Set(rows.map((r) => r.idempotency_key).filter((k): k is string => k !== null))];
@@ -133,16 +134,11 @@ const COLUMNS = [
   ['deliver_at', 'timestamptz'],
 ] as const;
 
-/** `pg_notify` on the channel when `cond` holds, as text; `NULL` when notifications are off. */
-function notifyWhen(t: TableNames, cond: string, channelParam: string): string {
-  return t.channel ? `CASE WHEN ${cond} THEN pg_notify(${channelParam}, '') END` : 'NULL';
-}
-
 /**
  * The append of one event without idempotency key, the common publish: the
  * same effects as {@link appendStatement} (an event no active subscriber
  * matches is processed at once; one NOTIFY, on commit, when the event is due
- * for some subscriber) in a statement of fixed text with plain parameters,
+ * for some subscriber and some storage listens) in a statement of fixed text with plain parameters,
  * so it is prepared once per connection and planned generically. Returns one
  * row: `processed`, `due` (0 or 1).
  */
@@ -160,7 +156,7 @@ export function appendOneStatement(t: TableNames, ttlMs: number): TextStatement<
     FROM (${activeSubscribersText(t, ttlMs)}) s) d
   RETURNING processed, NOT processed AND (deliver_at IS NULL OR deliver_at <= now()) AS due
 )
-SELECT processed, due::int AS due, ${notifyWhen(t, 'due', `$${COLUMNS.length + 1}::text`)} AS notified FROM ins`;
+SELECT processed, due::int AS due, CASE WHEN due THEN ${notifyText(t, `$${COLUMNS.length + 1}::text`)} END AS notified FROM ins`;
   return {
     text,
     params: (row) => {
@@ -192,7 +188,7 @@ ins AS (
   RETURNING event_id, processed, NOT processed AND (deliver_at IS NULL OR deliver_at <= now()) AS due
 ),
 notified AS (
-  SELECT ${t.channel ? 'pg_notify($2::text, \'\')' : 'NULL'} FROM (SELECT 1 FROM ins WHERE due LIMIT 1) x
+  SELECT ${notifyText(t, '$2::text')} FROM (SELECT 1 FROM ins WHERE due LIMIT 1) x
 )
 SELECT event_id, processed, due::int AS due, (SELECT count(*) FROM notified)::int AS notified FROM ins`;
   return {

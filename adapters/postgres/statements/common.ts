@@ -41,9 +41,27 @@ export function settings(asyncCommit: boolean): SQL {
 /** References `cfg` so that its settings are applied before the statement's writes. */
 export const CFG_USED = `(SELECT count(*) FROM cfg)`;
 
-/** `pg_notify` on the storage's channel, or nothing when notifications are off (empty channel). */
+/**
+ * Whether some storage listens for work notices now, as SQL text. A NOTIFY
+ * nobody hears still costs: PostgreSQL serializes the commits of notifying
+ * transactions, so concurrent publishers would lose their shared commits.
+ */
+export function someoneListensText(t: TableNames): string {
+  return `EXISTS (SELECT 1 FROM ${t.listeners} WHERE expires_at > now())`;
+}
+
+/**
+ * `pg_notify` on the storage's channel while someone listens, as SQL text
+ * (`channel` is the channel as SQL: a parameter or a literal); `NULL` when
+ * notifications are off (empty channel).
+ */
+export function notifyText(t: TableNames, channel: string): string {
+  return t.channel ? `CASE WHEN ${someoneListensText(t)} THEN pg_notify(${channel}, '') END` : 'NULL';
+}
+
+/** {@link notifyText} with the storage's channel, as drizzle SQL. */
 export function notifyCall(t: TableNames): SQL {
-  return t.channel ? sql`pg_notify(${t.channel}, '')` : sql`NULL`;
+  return sql.raw(notifyText(t, `'${t.channel}'`));
 }
 
 /**

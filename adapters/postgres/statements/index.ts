@@ -4,4 +4,5 @@ export * from './text';
 export * from './claim';
 export * from './settle';
 export * from './subscribers';
+export * from './listeners';
 export * from './queries';

@@ -410,7 +410,7 @@ function purgeVictims(t: TableNames, before: Date, batch: number, allowed: SQL):
  * statistics views only.
  */
 export function warningsStatement(t: TableNames, maxTransactionAgeMs: number, maxDeadTuples: number): SQL {
-  const names = [t.events, t.subscribers, t.deliveries, t.deadLetters, t.ranges, t.state, t.relays, t.relayScheduled];
+  const names = [t.events, t.subscribers, t.deliveries, t.deadLetters, t.ranges, t.state, t.relays, t.relayScheduled, t.listeners];
   return sql`
 WITH tabs AS (
   SELECT c.oid, c.reloptions, q.name FROM (SELECT jsonb_array_elements_text(${json(names)}) AS name) q
