@@ -376,18 +376,27 @@ export function freezeJson<T>(value: T): T {
  * frozen snapshot between deliveries; others read a fresh copy per delivery).
  */
 export function freezeEventData<E extends { payload: unknown; metadata: unknown }>(event: E): E {
-  freezeJson(event.payload);
+  if (event.payload !== frozenPayload) frozenPayload = freezeJson(event.payload);
   freezeMetadata(event.metadata);
   return event;
 }
 
-/** The metadata frozen last: most events share one (the bus's defaults), and frozen stays frozen. */
+// What was frozen last is known to be frozen (frozen stays frozen): the
+// storage and then each handler of an event ask about the same payload, and
+// most events share one metadata (the bus's defaults). `Object.isFrozen` is a
+// runtime call, asked otherwise several times per event.
+let frozenPayload: unknown;
 let frozenMetadata: unknown;
 
-/**
- * {@link freezeJson} for event metadata, which repeats from event to event:
- * the one frozen last is known without asking `Object.isFrozen` again.
- */
+/** Whether a payload is frozen (so, as this module freezes, deep-frozen); remembers it if so. */
+export function isFrozenPayload(payload: unknown): boolean {
+  if (payload === frozenPayload) return true;
+  if (!Object.isFrozen(payload)) return false;
+  frozenPayload = payload;
+  return true;
+}
+
+/** {@link freezeJson} for event metadata, which repeats from event to event. */
 export function freezeMetadata<T>(metadata: T): T {
   if (metadata !== frozenMetadata) frozenMetadata = freezeJson(metadata);
   return metadata;

@@ -8,7 +8,7 @@
 import { matchesPattern } from '../catalog';
 import type { BaseEvent } from '../envelope';
 import { EventBusError, InvalidOptionError } from '../errors';
-import { freezeJson, freezeMetadata } from '../json-safe';
+import { freezeJson, freezeMetadata, isFrozenPayload } from '../json-safe';
 import type {
   AppendInput,
   AppendOptions,
@@ -720,7 +720,7 @@ class Claim implements ClaimedDelivery {
  */
 function ownEvent(event: BaseEvent): BaseEvent {
   const own = { ...event };
-  if (Object.isFrozen(event.payload)) {
+  if (isFrozenPayload(event.payload)) {
     // From the bus: frozen snapshots (metadata too, unless a publish middleware set an open one).
     own.metadata = freezeMetadata(event.metadata);
   } else {
