@@ -8,6 +8,7 @@
 /** Slots kept when the queue empties; a larger array is dropped (memory stays flat after a burst). */
 const KEEP = 1024;
 
+/** A first-in first-out queue that reuses its array (see the module comment). */
 export class Fifo<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
