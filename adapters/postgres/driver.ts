@@ -192,6 +192,28 @@ export function isConnectionError(err: unknown): boolean {
   return false;
 }
 
+/** SQLSTATEs of a statement naming a table or column the schema lacks: `migrate()` has not run (or not this version's). */
+const NOT_MIGRATED = new Set(['42P01', '42703']);
+
+/**
+ * A `STORAGE_REJECTED` that says to run `migrate()` when a statement of the
+ * storage's own named a table or column the schema lacks (drizzle wraps the
+ * driver's error: its causes are looked at too); `undefined` otherwise.
+ */
+export function notMigratedError(err: unknown, what: string): EventBusError | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_MIGRATED.has(code)) {
+      return new EventBusError(
+        'STORAGE_REJECTED',
+        `The bus's tables are missing or older than this version of @blawby/event-bus (${what}, code ${code}): run migrate() first`,
+        { cause: err },
+      );
+    }
+  }
+  return undefined;
+}
+
 /**
  * Turns a connection failure into `EventBusError('STORAGE_UNAVAILABLE')`
  * (keeping the driver's error, or the {@link NoAnswerError}, as `cause`);

@@ -50,6 +50,7 @@ import {
   listen,
   rowsOf,
   rowsOfText,
+  notMigratedError,
   wrapError,
   type DrizzleDatabase,
   type Executor,
@@ -997,7 +998,7 @@ class PgStorage implements PostgresStorage {
         }
       });
     } catch (err) {
-      throw wrapError(err, what);
+      throw notMigratedError(err, what) ?? wrapError(err, what);
     }
   }
 }

@@ -745,6 +745,13 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         const health = await storage.health();
         expect(health.unprocessed).toBe(1);
         expect(health.oldestPendingAgeMs).toBeGreaterThanOrEqual(4900);
+        // Claimed and failed: the cursor has passed it, but it waits for its retry, so it still counts.
+        const [d] = await storage.claim(claimFor('w1', ['a']));
+        const error = { name: 'Error', message: 'boom' };
+        expect(await storage.fail(d!, { error, retryAt: new Date(Date.now() + 60_000) })).toBe(true);
+        expect((await storage.health()).unprocessed).toBe(1);
+        await storage.append([input()]);
+        expect((await storage.health()).unprocessed).toBe(2);
       });
     });
 

@@ -202,6 +202,26 @@ for (const driver of DRIVERS) {
         ).toBe(0);
       });
 
+      it('says to run migrate() when its tables are missing, or older than this version', async () => {
+        const notMigrated = { code: 'STORAGE_REJECTED', message: expect.stringMatching(/run migrate\(\) first/) };
+        const never = postgresStorage({ db, schema: 'never_migrated' });
+        await expect(never.append([{ event: makeEvent() }])).rejects.toMatchObject(notMigrated);
+        await expect(never.health()).rejects.toMatchObject(notMigrated);
+        // A schema from before migration 4: the publish that would notify a listener needs its table.
+        const schema = await freshSchema();
+        await db.execute(sql.raw(`DROP TABLE ${schema}.event_listeners`));
+        await db.execute(sql.raw(`DELETE FROM ${schema}.event_bus_migrations WHERE id = 4`));
+        const old = postgresStorage({ db, schema });
+        await old.register([{ name: 'a', patterns: ['*'] }]);
+        await expect(old.append([{ event: makeEvent() }])).rejects.toMatchObject(notMigrated);
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(0);
+        // The same storages work once migrated.
+        expect((await migrate(db, { schema })).applied).toEqual([4]);
+        expect((await old.append([{ event: makeEvent() }])).events).toHaveLength(1);
+        await migrate(db, { schema: 'never_migrated' });
+        expect((await never.append([{ event: makeEvent() }])).events).toHaveLength(1);
+      });
+
       it('exports SQL that creates the same tables, after which migrate() finds nothing to do', async () => {
         const script = migrationSql({ schema: 'from_sql' });
         expect(script).toContain('CREATE TABLE IF NOT EXISTS "from_sql"."events"');

@@ -103,11 +103,20 @@ export function settledHorizon(t: TableNames): string {
  */
 export function processedExpr(t: TableNames): SQL {
   return sql.raw(`(NOT EXISTS (SELECT 1 FROM ${t.deliveries} d WHERE d.event_id = e.id)
-  AND NOT EXISTS (SELECT 1 FROM ${t.relayScheduled} rs WHERE rs.event_id = e.id) AND CASE
+  AND NOT EXISTS (SELECT 1 FROM ${t.relayScheduled} rs WHERE rs.event_id = e.id) AND ${passedText(t)})`);
+}
+
+/**
+ * The part of {@link processedExpr} that reads the cursors: every active
+ * subscriber whose patterns match event `e` has passed it and settled it (or,
+ * with none active, the stored horizon has). Needs CTE `act`.
+ */
+export function passedText(t: TableNames): string {
+  return `CASE
   WHEN EXISTS (SELECT 1 FROM act) THEN NOT EXISTS (
     SELECT 1 FROM act s WHERE ${patternMatchText('s.patterns', 'e.event_type')}
       AND ((e.tx_id, e.position) > (s.head_tx, s.head_pos) OR EXISTS (
         SELECT 1 FROM ${t.ranges} r WHERE r.subscriber = s.name AND e.position = ANY(r.members) AND NOT e.position = ANY(r.done))))
   ELSE e.processed OR (e.tx_id, e.position) <= (SELECT horizon_tx, horizon_pos FROM ${t.state})
-END)`);
+END`;
 }

@@ -12,6 +12,7 @@ import {
   json,
   ms,
   notifyCall,
+  passedText,
   processedExpr,
   settledHorizon,
   UTC_NOW,
@@ -328,22 +329,27 @@ export function discardStatement(t: TableNames, deadLetterId: string): SQL {
 }
 
 /**
- * The numbers behind `health()`: events not processed (derived; only events
- * after the settled horizon, and those with a delivery row, can be
- * unprocessed, so the scan is as large as the backlog), dead letters, and the
- * oldest due unprocessed event's age.
+ * The numbers behind `health()`: events not processed (as
+ * {@link processedExpr} derives it), dead letters, and the oldest due
+ * unprocessed event's age. Only events after the settled horizon, and those
+ * with a row off the happy path, can be unprocessed, so the scan is as large
+ * as the backlog: it reads those events once and joins the rows off the path
+ * to them (a hash join, not an index probe per event, while those rows are
+ * few).
  */
 export function healthStatement(t: TableNames, ttlMs: number): SQL {
   return sql`
 WITH act AS (${activeSubscribers(t, ttlMs)}),
 hz AS (${id(settledHorizon(t))}),
-ids AS (
-  SELECT e.id FROM ${id(t.events)} e WHERE (e.tx_id, e.position) > (SELECT tx, pos FROM hz)
-  UNION SELECT event_id FROM ${id(t.deliveries)}
-  UNION SELECT event_id FROM ${id(t.relayScheduled)}
+off AS MATERIALIZED (
+  SELECT event_id FROM ${id(t.deliveries)} UNION SELECT event_id FROM ${id(t.relayScheduled)}
 ),
 un AS (
-  SELECT e.created_at, e.deliver_at FROM ${id(t.events)} e JOIN ids ON ids.id = e.id WHERE NOT ${processedExpr(t)}
+  SELECT e.created_at, e.deliver_at FROM ${id(t.events)} e LEFT JOIN off o ON o.event_id = e.id
+  WHERE (e.tx_id, e.position) > (SELECT tx, pos FROM hz) AND (o.event_id IS NOT NULL OR NOT ${sql.raw(passedText(t))})
+  UNION ALL
+  SELECT e.created_at, e.deliver_at FROM off o JOIN ${id(t.events)} e ON e.id = o.event_id
+  WHERE (e.tx_id, e.position) <= (SELECT tx, pos FROM hz)
 )
 SELECT (SELECT count(*) FROM un)::float8 AS unprocessed,
   (SELECT count(*) FROM ${id(t.deadLetters)})::float8 AS dead_letters,
