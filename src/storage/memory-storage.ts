@@ -196,14 +196,16 @@ class MemoryStorage implements Storage {
       throw new EventBusError('UNSUPPORTED_BY_STORAGE', 'The memory storage has no transactions: publish without `tx`');
     }
     this.checkIdempotencyKeys(inputs);
-    const events: BaseEvent[] = [];
+    // Sized up front: a push onto `[]` would reserve room for 16 (the usual append has one).
+    const events = new Array<BaseEvent>(inputs.length);
     let dueCreated = 0;
-    for (const input of inputs) {
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
       const key = input.idempotencyKey;
       if (key !== undefined) {
         const earlier = this.byIdempotencyKey.get(key);
         if (earlier) {
-          events.push(envelopeOf(earlier.event));
+          events[i] = envelopeOf(earlier.event);
           continue;
         }
       }
@@ -231,7 +233,7 @@ class MemoryStorage implements Storage {
         input.event.processed = true;
       }
       // The caller's envelope is its own: the record keeps a copy (ownEvent).
-      events.push(input.event);
+      events[i] = input.event;
     }
     const claimed = options?.claim ? this.claimNow(options.claim, now) : [];
     return { events, claimed, unclaimed: Math.max(0, dueCreated - claimed.length) };
@@ -580,19 +582,21 @@ class MemoryStorage implements Storage {
   }
 
   private claimNow(options: ClaimOptions, now: number): ClaimedDelivery[] {
-    const claimed: ClaimedDelivery[] = [];
+    // Made with its first claim (`[claim]`, one slot): a push onto `[]` would reserve room for 16.
+    let claimed: ClaimedDelivery[] | undefined;
+    let count = 0;
     const subs = options.subscribers;
     const states = this.statesOf(subs);
     const n = subs.length;
     const first = n > 1 ? this.rotation++ % n : 0; // rotate so no subscriber starves another
     const limit = options.limit; // read once: the bus's live claim computes it
-    for (let i = 0; i < n && claimed.length < limit; i++) {
+    for (let i = 0; i < n && count < limit; i++) {
       const at = (first + i) % n;
       const want = subs[at]!;
       const state = states[at];
       if (!state) continue;
       this.promote(state, now);
-      let take = Math.min(want.limit, limit - claimed.length);
+      let take = Math.min(want.limit, limit - count);
       while (take > 0) {
         const d = state.due.shift();
         if (d === undefined) break;
@@ -602,11 +606,14 @@ class MemoryStorage implements Storage {
         d.token = ++this.tokens;
         d.leaseExpiresAt = now + options.leaseMs;
         if (d.leaseExpiresAt < state.leaseCheckAt) state.leaseCheckAt = d.leaseExpiresAt;
-        claimed.push(new Claim(d, d.token, d.attempts, d.leaseExpiresAt));
+        const claim = new Claim(d, d.token, d.attempts, d.leaseExpiresAt);
+        if (claimed === undefined) claimed = [claim];
+        else claimed.push(claim);
+        count += 1;
         take -= 1;
       }
     }
-    return claimed;
+    return claimed ?? [];
   }
 
   private findDelivery(id: string): Delivery | undefined {
