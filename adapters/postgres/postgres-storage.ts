@@ -946,6 +946,10 @@ class PgStorage implements PostgresStorage {
       this.listening = this.listenerRow
         .start()
         .then(() => listen(this.db, this.tables.channel, wake, reconnected, this.logger))
+        .then(async (unlisten) => {
+          if (!unlisten) await this.listenerRow.stop(); // a client that cannot LISTEN: nobody to notify
+          return unlisten;
+        })
         .catch(async (err: unknown) => {
           this.logger.warn({ err }, 'event-bus: LISTEN failed; dispatchers will poll');
           this.listenFailed = true;
