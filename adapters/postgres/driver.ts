@@ -62,12 +62,12 @@ const dialect = new PgDialect();
 export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
   if (isPglite(db)) return eventLoopExecutor(db);
   if (isNodePostgres(db.$client)) return nodePostgresExecutor(db.$client, prepare);
-  if (!prepare) return db;
-  // A postgres.js `Sql` is a function with `unsafe`; PGlite is an object.
-  const client = db.$client as (PostgresJsClient & ((...args: unknown[]) => unknown)) | undefined;
-  if (typeof client !== 'function' || typeof client.unsafe !== 'function' || client.options?.prepare === false) {
-    return db;
-  }
+  if (!preparesOn(db, prepare)) return db;
+  return preparedPostgresJs(db.$client as PostgresJsClient);
+}
+
+/** Statements on a postgres.js `Sql` (or a transaction's) as prepared statements, without drizzle. */
+function preparedPostgresJs(client: PostgresJsClient): Executor {
   const unsafe = client.unsafe.bind(client);
   return {
     execute(query: SQL) {
@@ -78,6 +78,42 @@ export function storageExecutor(db: DrizzleDatabase, prepare = true): Executor {
       return unsafe(text, params, { prepare: true });
     },
   };
+}
+
+/** Whether {@link storageExecutor} prepares statements on `db` (postgres.js or node-postgres, `prepare` on, the client not created with `prepare: false`). */
+export function preparesOn(db: DrizzleDatabase, prepare: boolean): boolean {
+  if (!prepare || isPglite(db)) return false;
+  if (isNodePostgres(db.$client)) return true;
+  return isPostgresJs(db.$client) && db.$client.options?.prepare !== false;
+}
+
+/** A postgres.js `Sql` (or a transaction's): a function with `unsafe`; PGlite and node-postgres are objects. */
+function isPostgresJs(client: unknown): client is PostgresJsClient {
+  return typeof client === 'function' && typeof (client as Partial<PostgresJsClient>).unsafe === 'function';
+}
+
+const txExecutors = new WeakMap<object, Executor>();
+
+/**
+ * Runs the storage's statements in a caller's drizzle transaction `tx` on its
+ * driver connection directly, as prepared statements when `prepare` (see
+ * {@link preparesOn}). Through drizzle's `execute` they would go unnamed:
+ * postgres.js then first asks the server for the parameter types (one more
+ * round trip), and the server plans each one anew. Any other `tx` (PGlite, a
+ * wrapper) runs through drizzle.
+ */
+export function transactionExecutor(tx: Executor, prepare: boolean): Executor {
+  const client = (tx as { session?: { client?: unknown } }).session?.client;
+  if (!prepare || !client || (typeof client !== 'function' && typeof client !== 'object')) return tx;
+  const known = txExecutors.get(client);
+  if (known) return known;
+  let executor: Executor;
+  if (isNodePostgres(client)) executor = nodePostgresExecutor(client, true);
+  else if (isPostgresJs(client)) executor = preparedPostgresJs(client);
+  else return tx;
+  // node-postgres hands the same pooled client to many transactions: its executor knows the names it prepared.
+  txExecutors.set(client, executor);
+  return executor;
 }
 
 /** True when `db` runs on PGlite (in process: no network between it and the storage). */

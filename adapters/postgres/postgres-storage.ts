@@ -51,6 +51,8 @@ import {
   rowsOf,
   rowsOfText,
   notMigratedError,
+  preparesOn,
+  transactionExecutor,
   wrapError,
   type DrizzleDatabase,
   type Executor,
@@ -313,6 +315,8 @@ class PgStorage implements PostgresStorage {
   private listenFailed = false;
   /** Tells publishers this storage listens, while it does. */
   private readonly listenerRow: ListenerRow;
+  /** Run statements in callers' transactions as prepared statements too (as `exec` does). */
+  private readonly preparesInTransactions: boolean;
   /** Runs the storage's own statements (outside callers' transactions). */
   private readonly exec: Executor;
   private closed = false;
@@ -338,6 +342,7 @@ class PgStorage implements PostgresStorage {
     },
   ) {
     this.exec = storageExecutor(db, extra.prepare);
+    this.preparesInTransactions = preparesOn(db, extra.prepare);
     this.listenerRow = new ListenerRow(
       tables,
       randomUUID(),
@@ -386,7 +391,7 @@ class PgStorage implements PostgresStorage {
     let result: AppendCallResult;
     const ambient = options?.tx === undefined ? this.extra.currentTransaction?.() : undefined;
     if (options?.tx !== undefined || (ambient !== undefined && ambient !== null)) {
-      const tx = asExecutor(options?.tx ?? ambient);
+      const tx = this.inTransaction(options?.tx ?? ambient);
       // Inside the caller's transaction: no retry, and errors must reach the caller's rollback.
       result = (await this.run('publish', (signal) => this.appendMany(tx, [inputs], signal), false))[0]!;
     } else if (inputs.some((input) => input.idempotencyKey !== undefined)) {
@@ -669,7 +674,7 @@ class PgStorage implements PostgresStorage {
     const parsed = parseLease(lease);
     if (!parsed) return false;
     if (options?.tx !== undefined) {
-      const tx = asExecutor(options.tx);
+      const tx = this.inTransaction(options.tx);
       return (await this.run('complete', (signal) => this.completeMany(tx, [parsed], signal), false))[0]!;
     }
     return this.completes.add(parsed);
@@ -941,6 +946,10 @@ class PgStorage implements PostgresStorage {
       this.listening = this.listenerRow
         .start()
         .then(() => listen(this.db, this.tables.channel, wake, reconnected, this.logger))
+        .then(async (unlisten) => {
+          if (!unlisten) await this.listenerRow.stop(); // a client that cannot LISTEN: nobody to notify
+          return unlisten;
+        })
         .catch(async (err: unknown) => {
           this.logger.warn({ err }, 'event-bus: LISTEN failed; dispatchers will poll');
           this.listenFailed = true;
@@ -972,6 +981,11 @@ class PgStorage implements PostgresStorage {
   }
 
   // --- helpers ---
+
+  /** The executor of a caller's transaction (a bad `tx` is an `INVALID_OPTION`). */
+  private inTransaction(tx: unknown): Executor {
+    return transactionExecutor(asExecutor(tx), this.preparesInTransactions);
+  }
 
   private assertOpen(): void {
     if (this.closed) throw new EventBusError('BUS_STOPPED', 'The postgres storage is closed');

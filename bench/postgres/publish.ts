@@ -2,7 +2,9 @@
  * Durable publish against raw inserts of the same row into the same table
  * layout, measured side by side (alternating rounds) on one server:
  * single publish vs single-row INSERT, 10 concurrent publishers vs 10
- * connections inserting, publishMany(500) vs a 500-row INSERT.
+ * connections inserting, publishMany(500) vs a 500-row INSERT; and, to show
+ * what a NOTIFY costs, publishes in ten callers' own transactions with and
+ * without a worker listening.
  *
  *   npx tsx bench/postgres/publish.ts [--quick]
  * Exit code 1 when a target of issue 3 is missed.
@@ -18,6 +20,8 @@ const ROUNDS = quick ? 2 : 5;
 const ROUND_MS = quick ? 1000 : 3000;
 
 const bench = await createBenchDatabase(10);
+const IN_TX = 'publish in a transaction, 10 concurrent callers';
+const IN_TX_LISTENED = 'publish in a transaction, 10 concurrent callers, a worker listening';
 try {
   await migrate(bench.db, { schema: 'raw' });
   await migrate(bench.db, { schema: 'bus' });
@@ -25,6 +29,17 @@ try {
   // One subscriber registered elsewhere (a worker process would be): publishing stays one row per event.
   await storage.register([{ name: 'worker', patterns: ['*'] }]);
   const bus = createEventBus({ catalog, storage });
+  // A worker's storage, listening only during the case that says so: a publish sends NOTIFY only
+  // while some storage listens, and notifying transactions have their commits serialized.
+  const worker = postgresStorage({ db: bench.db, schema: 'bus' });
+  async function withListener<T>(fn: () => Promise<T>): Promise<T> {
+    const stop = await worker.watch(() => {});
+    try {
+      return await fn();
+    } finally {
+      await stop();
+    }
+  }
   const sql = bench.sql;
   let n = 0;
 
@@ -59,6 +74,9 @@ try {
       'created_at',
     )}`;
   const options = { actor: 'user_1', actorType: 'user' as const, organizationId: 'org_1' };
+  // Each in its own transaction, as a request handler's unit of work would: nothing to coalesce.
+  const publishInTransaction = () =>
+    bench.db.transaction((tx) => bus.publish('bench.item_created', payload(++n), { ...options, tx }));
 
   /** Runs `op` from `workers` loops for ROUND_MS; returns rows per second. */
   async function measure(workers: number, rowsPerOp: number, op: () => Promise<unknown>): Promise<number> {
@@ -82,6 +100,8 @@ try {
     'raw INSERT, 1 row, 10 connections': () => measure(10, 1, () => rawInsert([rawRow()])),
     'publish, 10 concurrent callers': () =>
       measure(10, 1, () => bus.publish('bench.item_created', payload(++n), options)),
+    [IN_TX]: () => measure(10, 1, publishInTransaction),
+    [IN_TX_LISTENED]: () => withListener(() => measure(10, 1, publishInTransaction)),
     'raw INSERT, 500 rows': () => measure(1, 500, () => rawInsert(Array.from({ length: 500 }, rawRow))),
     'publishMany(500)': () =>
       measure(1, 500, () =>
@@ -129,6 +149,8 @@ try {
       `Same table layout (the \`events\` table with its seed indexes), one subscriber registered (publishing writes one row per event, whatever the subscribers), ${ROUNDS} alternating rounds of ${ROUND_MS} ms, medians. Load average at the end: ${loadAverage()}.`,
       '',
       table(['publish path', 'rate', 'raw baseline', 'rate', 'ratio', 'target', ''], rows),
+      '',
+      `Above, no storage listens, so publishes send no NOTIFY. With a worker listening, every publish statement that makes work due sends one, and PostgreSQL serializes the commits of notifying transactions: it shows where commits cannot be coalesced, publishes in ten callers' own transactions (BEGIN, the publish, COMMIT; no target): ${rate(med(IN_TX))} with nobody listening, ${rate(med(IN_TX_LISTENED))} with a worker listening (${ratio(med(IN_TX_LISTENED), med(IN_TX))}).`,
       '',
     ].join('\n'),
   );

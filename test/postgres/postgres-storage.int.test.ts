@@ -507,6 +507,27 @@ for (const driver of DRIVERS) {
         expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(1);
       });
 
+      it("runs its statements in a caller's transaction as prepared statements, as outside one", async (ctx) => {
+        if (driver === 'pglite') {
+          ctx.skip('PGlite runs statements in process: nothing to prepare for');
+          return;
+        }
+        const schema = await freshSchema();
+        const storage = postgresStorage({ db, schema });
+        await storage.register([{ name: 'a', patterns: ['*'] }]);
+        // Named prepared statements of this connection that insert into the events table.
+        const prepared = (tx: unknown) =>
+          rows(tx as DrizzleDatabase, `SELECT count(*)::int AS n FROM pg_prepared_statements
+            WHERE NOT from_sql AND statement LIKE '%INSERT INTO "${schema}"."events"%'`);
+        for (let i = 0; i < 2; i++) {
+          await db.transaction(async (tx) => {
+            await storage.append([{ event: makeEvent() }], { tx });
+            expect((await prepared(tx))[0]!.n).toBe(1);
+          });
+        }
+        expect(await count(db, `SELECT count(*)::int AS n FROM ${schema}.events`)).toBe(2);
+      });
+
       it("never makes a publish wait on another transaction's idempotency key", async (ctx) => {
         if (driver === 'pglite') {
           ctx.skip('PGlite has one connection: a second transaction cannot hold a key while another publishes');

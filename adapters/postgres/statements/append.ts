@@ -138,9 +138,9 @@ const COLUMNS = [
  * The append of one event without idempotency key, the common publish: the
  * same effects as {@link appendStatement} (an event no active subscriber
  * matches is processed at once; one NOTIFY, on commit, when the event is due
- * for some subscriber and some storage listens) in a statement of fixed text with plain parameters,
- * so it is prepared once per connection and planned generically. Returns one
- * row: `processed`, `due` (0 or 1).
+ * for some subscriber and some storage listens) in a statement of fixed text
+ * with plain parameters, so it is prepared once per connection and planned
+ * generically. Returns one row: `processed`, `due` (0 or 1).
  */
 export function appendOneStatement(t: TableNames, ttlMs: number): TextStatement<[row: AppendRow]> {
   // Parameters typed text, whatever the column: every driver then sends the strings as they are
