@@ -510,7 +510,7 @@ export class Dispatcher {
     Promise.resolve(outcome).then(running.onReturned, running.onFailed);
   }
 
-  /** The handler returned: records the success (at once on a process-local storage). */
+  /** @internal The handler returned (a delivery's reaction): records the success, at once on a process-local storage. */
   handlerReturned(running: RunningDelivery): void {
     if (running.timedOut) return this.attemptEnded(running); // its attempt was already failed
     running.handlerMs = performance.now() - running.startedAt;
@@ -575,7 +575,7 @@ export class Dispatcher {
     this.settled(running, 'unrecorded');
   }
 
-  /** The handler threw or rejected, or the attempt could not start: a retry, a dead letter, or a release. */
+  /** @internal The handler threw or rejected, or the attempt could not start: a retry, a dead letter, or a release. */
   async handlerFailed(running: RunningDelivery, err: unknown): Promise<void> {
     if (!running.timedOut) {
       if (running.handlerMs < 0) running.handlerMs = performance.now() - running.startedAt;
