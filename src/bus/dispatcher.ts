@@ -139,10 +139,6 @@ class RunningDelivery implements HandlerContext<Catalog> {
       this.dispatcher.publishCaused(parent, type, payload, options)) as HandlerContext<Catalog>['publish'];
   }
 
-  /** The reactions to the handler's promise (made per delivery: `then` calls them unbound). */
-  readonly onReturned = (): void => this.dispatcher.handlerReturned(this);
-  readonly onFailed = (err: unknown): Promise<void> => this.dispatcher.handlerFailed(this, err);
-
   abort(reason: unknown): void {
     if (this.abortReason !== undefined) return;
     this.abortReason = reason;
@@ -474,21 +470,18 @@ export class Dispatcher {
     this.inFlight += 1;
     sub.inFlight += 1;
     this.running.add(running);
-    this.execute(running);
+    void this.execute(running);
   }
 
-  /**
-   * Starts an attempt: the handler is called now, and what follows runs when
-   * it settles (one reaction on its promise, not an async function per delivery).
-   */
-  private execute(running: RunningDelivery): void {
+  private async execute(running: RunningDelivery): Promise<void> {
     const { delivery, sub } = running;
-    const { observers } = this.deps;
+    const { stats, observers } = this.deps;
+    const source = this.source;
     running.startedAt = performance.now();
     running.deadline = running.startedAt + sub.timeoutMs;
     if (running.deadline < this.timeoutAt) this.armTimeouts(running.deadline);
     if (observers.active) observers.emit('deliveryStarted', { ...observationOf(delivery), startedAt: new Date() });
-    let outcome: Promise<void> | void;
+    let handled = false;
     try {
       if (delivery.attempt > sub.retry.attempts) {
         throw new NonRetryableError(
@@ -497,99 +490,40 @@ export class Dispatcher {
       }
       // Read-only on every storage: one handler cannot change what another sees.
       const event = freezeEventData(currentVersionOf(this.definitionOf(delivery.event.eventType), delivery.event));
+      let completed: boolean;
       if (sub.transactional) {
-        void this.executeInTransaction(running, event);
-        return;
+        completed = await this.runInTransaction(running, event);
+      } else {
+        await this.invoke(running, event);
+        if (running.timedOut) return; // its attempt was already failed
+        running.handlerMs = performance.now() - running.startedAt;
+        this.handlerAvgMs += (running.handlerMs - this.handlerAvgMs) * AVERAGE_WEIGHT;
+        handled = true;
+        this.freeSlot(running); // the next handler need not wait for this round trip
+        completed = this.completesNow ? this.completesNow.complete(delivery) : await source.complete(delivery);
       }
-      outcome = this.invoke(running, event);
-    } catch (err) {
-      void this.handlerFailed(running, err);
-      return;
-    }
-    // As `await` would: a value or a thenable is adopted, a native promise is used as it is.
-    Promise.resolve(outcome).then(running.onReturned, running.onFailed);
-  }
-
-  /** @internal The handler returned (a delivery's reaction): records the success, at once on a process-local storage. */
-  handlerReturned(running: RunningDelivery): void {
-    if (running.timedOut) return this.attemptEnded(running); // its attempt was already failed
-    running.handlerMs = performance.now() - running.startedAt;
-    this.handlerAvgMs += (running.handlerMs - this.handlerAvgMs) * AVERAGE_WEIGHT;
-    this.freeSlot(running); // the next handler need not wait for this round trip
-    if (!this.completesNow) {
-      void this.completeLater(running);
-      return;
-    }
-    try {
-      this.completed(running, this.completesNow.complete(running.delivery));
-    } catch (err) {
-      this.completeFailed(running, err);
-    }
-    this.attemptEnded(running);
-  }
-
-  /** Records a success through the storage's (or transport's) round trip. */
-  private async completeLater(running: RunningDelivery): Promise<void> {
-    try {
-      this.completed(running, await this.source.complete(running.delivery));
-    } catch (err) {
-      if (!running.timedOut) this.completeFailed(running, err);
-    }
-    this.attemptEnded(running);
-  }
-
-  private async executeInTransaction(running: RunningDelivery, event: BaseEvent): Promise<void> {
-    let completed: boolean;
-    try {
-      completed = await this.runInTransaction(running, event);
-    } catch (err) {
-      return this.handlerFailed(running, err);
-    }
-    try {
-      this.completed(running, completed);
-    } catch (err) {
-      if (!running.timedOut) {
-        this.freeSlot(running);
-        this.completeFailed(running, err);
+      handled = true;
+      if (!completed) {
+        this.leaseLost(running);
+        running.logger.warn({}, 'delivery finished after its lease was taken over; its outcome was not recorded');
+        this.settled(running, 'lease-lost');
+      } else {
+        stats.processed(delivery.event.eventType, running.handlerMs);
+        this.settled(running, 'succeeded');
       }
-    }
-    this.attemptEnded(running);
-  }
-
-  /** Tells stats and observers how a completion went (`completed`: the storage recorded it). */
-  private completed(running: RunningDelivery, completed: boolean): void {
-    if (!completed) {
-      this.leaseLost(running);
-      running.logger.warn({}, 'delivery finished after its lease was taken over; its outcome was not recorded');
-      this.settled(running, 'lease-lost');
-    } else {
-      this.deps.stats.processed(running.delivery.event.eventType, running.handlerMs);
-      this.settled(running, 'succeeded');
-    }
-  }
-
-  /** Completing failed: the lease will expire and the delivery run again. */
-  private completeFailed(running: RunningDelivery, err: unknown): void {
-    if (running.handlerMs < 0) running.handlerMs = performance.now() - running.startedAt;
-    this.deps.report(err, 'complete');
-    this.settled(running, 'unrecorded');
-  }
-
-  /** @internal The handler threw or rejected, or the attempt could not start: a retry, a dead letter, or a release. */
-  async handlerFailed(running: RunningDelivery, err: unknown): Promise<void> {
-    if (!running.timedOut) {
+    } catch (err) {
+      if (running.timedOut) return; // its attempt was already failed
       if (running.handlerMs < 0) running.handlerMs = performance.now() - running.startedAt;
       this.freeSlot(running);
-      await this.settleFailure(running, err);
+      if (handled) {
+        this.deps.report(err, 'complete'); // the lease will expire and the delivery run again
+        this.settled(running, 'unrecorded');
+      } else await this.settleFailure(running, err);
+    } finally {
+      if (!running.timedOut) this.running.delete(running); // a timed-out one leaves once its failure is recorded
+      this.freeSlot(running);
+      if (this.settleWaiters.length > 0) this.notifySettled();
     }
-    this.attemptEnded(running);
-  }
-
-  /** The attempt's work here is over: it leaves the running list (a timed-out one once its failure is recorded). */
-  private attemptEnded(running: RunningDelivery): void {
-    if (!running.timedOut) this.running.delete(running);
-    this.freeSlot(running);
-    if (this.settleWaiters.length > 0) this.notifySettled();
   }
 
   /** The last event type run and its definition: a run of one type looks the catalog up once. */
