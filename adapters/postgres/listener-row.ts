@@ -20,6 +20,8 @@ export const LISTENER_TTL_MS = 30_000;
 export class ListenerRow {
   private timer: NodeJS.Timeout | undefined;
   private warned = false;
+  /** The last refresh queued (refreshes run one after another): {@link stop} waits for it, or it could write the row back after the delete. */
+  private refreshing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly tables: TableNames,
@@ -39,7 +41,12 @@ export class ListenerRow {
   }
 
   /** Writes the row now (after a reconnect, say). Never rejects. */
-  async refresh(): Promise<void> {
+  refresh(): Promise<void> {
+    this.refreshing = this.refreshing.then(() => this.write());
+    return this.refreshing;
+  }
+
+  private async write(): Promise<void> {
     try {
       await this.run('record the listener', q.listenerUpStatement(this.tables, this.id, LISTENER_TTL_MS));
       this.warned = false;
@@ -54,6 +61,7 @@ export class ListenerRow {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    await this.refreshing;
     await this.run('forget the listener', q.listenerDownStatement(this.tables, this.id)).catch(() => {});
   }
 }
