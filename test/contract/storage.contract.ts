@@ -753,6 +753,40 @@ export function describeStorageContract(name: string, factory: StorageFactory): 
         await storage.append([input()]);
         expect((await storage.health()).unprocessed).toBe(2);
       });
+
+      it('counts as unprocessed exactly the events its timeline shows unprocessed, whatever state each is in', async () => {
+        await storage.register([
+          { name: 'a', patterns: ['auth.*'] },
+          { name: 'b', patterns: ['*'] },
+          { name: 'c', patterns: ['billing.payment_failed'] },
+        ]);
+        const types = ['auth.user_signed_up', 'billing.payment_failed', 'practice.created'];
+        const later = new Date(Date.now() + 60_000);
+        const error = { name: 'Error', message: 'boom' };
+        const agree = async () => {
+          const page = await storage.timeline({ limit: 1000 });
+          const unprocessed = page.events.filter((e) => !e.processed).length;
+          expect((await storage.health()).unprocessed).toBe(unprocessed);
+          return unprocessed;
+        };
+        let last = 0;
+        for (let round = 0; round < 3; round++) {
+          // Some due, some for later; each type matched by other subscribers ('practice.created' by `b` alone).
+          await storage.append(
+            Array.from({ length: 30 }, (_, i) => input(types[(i + round) % 3], {}, i % 7 === 0 ? { deliverAt: later } : {})),
+          );
+          expect(await agree()).toBeGreaterThan(last);
+          // Claimed: some completed, some failed to wait for their retry, the rest left running.
+          const claimed = await storage.claim(claimFor(`w${round}`, ['a', 'b', 'c'], 12, 60_000));
+          expect(claimed.length).toBeGreaterThan(0);
+          for (const [k, d] of claimed.entries()) {
+            if (k % 3 === 0) expect(await storage.complete(d)).toBe(true);
+            else if (k % 3 === 1) expect(await storage.fail(d, { error, retryAt: later })).toBe(true);
+          }
+          last = await agree();
+        }
+        expect(last).toBeGreaterThan(0);
+      });
     });
 
     describe('transactions', () => {

@@ -109,14 +109,17 @@ export function processedExpr(t: TableNames): SQL {
 /**
  * The part of {@link processedExpr} that reads the cursors: every active
  * subscriber whose patterns match event `e` has passed it and settled it (or,
- * with none active, the stored horizon has). Needs CTE `act`.
+ * with none active, the stored horizon has). Needs CTE `act`. The unsettled
+ * events of the ranges are an uncorrelated subquery, which PostgreSQL reads
+ * once per statement into a hash (they are the events in flight), rather
+ * than searching every range's arrays for each event.
  */
 export function passedText(t: TableNames): string {
   return `CASE
   WHEN EXISTS (SELECT 1 FROM act) THEN NOT EXISTS (
     SELECT 1 FROM act s WHERE ${patternMatchText('s.patterns', 'e.event_type')}
-      AND ((e.tx_id, e.position) > (s.head_tx, s.head_pos) OR EXISTS (
-        SELECT 1 FROM ${t.ranges} r WHERE r.subscriber = s.name AND e.position = ANY(r.members) AND NOT e.position = ANY(r.done))))
+      AND ((e.tx_id, e.position) > (s.head_tx, s.head_pos) OR (s.name, e.position) IN (
+        SELECT r.subscriber, m.pos FROM ${t.ranges} r CROSS JOIN LATERAL unnest(r.members) AS m(pos) WHERE NOT m.pos = ANY(r.done))))
   ELSE e.processed OR (e.tx_id, e.position) <= (SELECT horizon_tx, horizon_pos FROM ${t.state})
 END`;
 }

@@ -3,7 +3,7 @@
  * timeline, replay, dead letters, health and retention.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { EVENT_COLUMNS, patternMatch } from '../event-row';
+import { EVENT_COLUMNS, patternMatch, patternMatchText } from '../event-row';
 import type { TableNames } from '../names';
 import { keyBlocked } from './claim';
 import {
@@ -335,7 +335,8 @@ export function discardStatement(t: TableNames, deadLetterId: string): SQL {
  * with a row off the happy path, can be unprocessed, so the scan is as large
  * as the backlog: it reads those events once and joins the rows off the path
  * to them (a hash join, not an index probe per event, while those rows are
- * few).
+ * few). Events after every subscriber's head, most of a large backlog, are
+ * counted per event type; only those behind some head are checked one by one.
  */
 export function healthStatement(t: TableNames, ttlMs: number): SQL {
   return sql`
@@ -344,17 +345,35 @@ hz AS (${id(settledHorizon(t))}),
 off AS MATERIALIZED (
   SELECT event_id FROM ${id(t.deliveries)} UNION SELECT event_id FROM ${id(t.relayScheduled)}
 ),
+top AS (SELECT head_tx AS tx, head_pos AS pos FROM act ORDER BY head_tx DESC, head_pos DESC LIMIT 1),
 un AS (
+  -- Between the horizon and the furthest head: each event checked against the cursors.
   SELECT e.created_at, e.deliver_at FROM ${id(t.events)} e LEFT JOIN off o ON o.event_id = e.id
-  WHERE (e.tx_id, e.position) > (SELECT tx, pos FROM hz) AND (o.event_id IS NOT NULL OR NOT ${sql.raw(passedText(t))})
+  WHERE (e.tx_id, e.position) > (SELECT tx, pos FROM hz)
+    AND (NOT EXISTS (SELECT 1 FROM top) OR (e.tx_id, e.position) <= (SELECT tx, pos FROM top))
+    AND (o.event_id IS NOT NULL OR NOT ${sql.raw(passedText(t))})
   UNION ALL
   SELECT e.created_at, e.deliver_at FROM off o JOIN ${id(t.events)} e ON e.id = o.event_id
   WHERE (e.tx_id, e.position) <= (SELECT tx, pos FROM hz)
+),
+ahead AS (
+  -- After every head (most of a large backlog): unprocessed when some active subscriber
+  -- matches the type, or a row off the path holds it; counted per type, not checked per event.
+  SELECT e.event_type, o.event_id IS NOT NULL AS held, count(*) AS n,
+    min(e.created_at) FILTER (WHERE e.deliver_at IS NULL OR e.deliver_at <= now()) AS oldest
+  FROM ${id(t.events)} e LEFT JOIN off o ON o.event_id = e.id
+  WHERE (e.tx_id, e.position) > (SELECT tx, pos FROM top)
+  GROUP BY 1, 2
+),
+waiting AS (
+  SELECT a.n, a.oldest FROM ahead a
+  WHERE a.held OR EXISTS (SELECT 1 FROM act s WHERE ${sql.raw(patternMatchText('s.patterns', 'a.event_type'))})
 )
-SELECT (SELECT count(*) FROM un)::float8 AS unprocessed,
+SELECT ((SELECT count(*) FROM un) + (SELECT coalesce(sum(n), 0) FROM waiting))::float8 AS unprocessed,
   (SELECT count(*) FROM ${id(t.deadLetters)})::float8 AS dead_letters,
-  (SELECT round(extract(epoch from (${id(UTC_NOW)} - min(created_at))) * 1000)::float8 FROM un
-    WHERE deliver_at IS NULL OR deliver_at <= now()) AS oldest_ms`;
+  (SELECT round(extract(epoch from (${id(UTC_NOW)} - least(
+    (SELECT min(created_at) FROM un WHERE deliver_at IS NULL OR deliver_at <= now()),
+    (SELECT min(oldest) FROM waiting)))) * 1000)::float8) AS oldest_ms`;
 }
 
 /**
