@@ -53,7 +53,7 @@ const DYNAMIC_KEYS = Symbol('dynamic keys');
 /**
  * Throws an {@link UnsupportedSchemaError} when `schema` can output a value
  * that is not JSON. Transforms and custom checks are not visible statically:
- * their output is checked at publish by {@link snapshotParsed}.
+ * their output is checked at publish by {@link payloadSnapshotter}.
  */
 export function assertJsonSafeSchema(schema: unknown): void {
   if (typeof schema === 'object' && schema !== null && !snapshotModes.has(schema)) {
@@ -195,18 +195,11 @@ export function jsonSnapshot(value: unknown): unknown {
 }
 
 /**
- * The snapshot of a payload `schema` just parsed. When the schema's output
- * is fresh (see `walkSchema`: nothing in it is shared with the caller), the
- * parsed value is checked and frozen in place, a fraction of the cost of a
- * copy; otherwise it is copied as {@link jsonSnapshot} does.
- */
-export function snapshotParsed(schema: object, value: unknown): unknown {
-  return payloadSnapshotter(schema)(value);
-}
-
-/**
- * {@link snapshotParsed} for one schema, its mode decided once: the publish
- * path keeps one per event type instead of looking the schema up per call.
+ * What snapshots a value payload `schema` just parsed, decided once per
+ * schema (the publish path keeps one per event type). When the schema's
+ * output is fresh (see `walkSchema`: nothing in it is shared with the
+ * caller), the parsed value is checked and frozen in place, a fraction of the
+ * cost of a copy; otherwise it is copied as {@link jsonSnapshot} does.
  */
 export function payloadSnapshotter(schema: object): (value: unknown) => unknown {
   let mode = snapshotModes.get(schema);
@@ -214,7 +207,7 @@ export function payloadSnapshotter(schema: object): (value: unknown) => unknown 
     assertJsonSafeSchema(schema); // a definition made without defineEvent
     mode = snapshotModes.get(schema)!;
   }
-  if (mode === 'copy') return (value) => withPath(value, () => copy(value, 0));
+  if (mode === 'copy') return jsonSnapshot;
   const checkKeys = mode === 'freeze-keys';
   return (value) => {
     try {

@@ -217,12 +217,17 @@ const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001',
 const MESSAGES =
   /PGlite is closed|^Connection terminated|is not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end/i;
 
+/** `err` and its causes, outermost first (drizzle and the drivers wrap each other's errors), six at most. */
+function* causesOf(err: unknown): Generator<{ code?: unknown; message?: unknown }> {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    yield e as { code?: unknown; message?: unknown };
+  }
+}
+
 /** True when `err` (or one of its causes) says the database could not be reached. */
 export function isConnectionError(err: unknown): boolean {
-  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
+  for (const { code, message } of causesOf(err)) {
     if (typeof code === 'string' && (NODE_CODES.has(code) || SQLSTATES.has(code))) return true;
-    const message = (e as { message?: unknown }).message;
     if (typeof message === 'string' && MESSAGES.test(message)) return true;
   }
   return false;
@@ -233,12 +238,11 @@ const NOT_MIGRATED = new Set(['42P01', '42703']);
 
 /**
  * A `STORAGE_REJECTED` that says to run `migrate()` when a statement of the
- * storage's own named a table or column the schema lacks (drizzle wraps the
- * driver's error: its causes are looked at too); `undefined` otherwise.
+ * storage's own named a table or column the schema lacks; `undefined`
+ * otherwise.
  */
 export function notMigratedError(err: unknown, what: string): EventBusError | undefined {
-  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
+  for (const { code } of causesOf(err)) {
     if (typeof code === 'string' && NOT_MIGRATED.has(code)) {
       return new EventBusError(
         'STORAGE_REJECTED',

@@ -947,7 +947,8 @@ class PgStorage implements PostgresStorage {
         .start()
         .then(() => listen(this.db, this.tables.channel, wake, reconnected, this.logger))
         .then(async (unlisten) => {
-          if (!unlisten) await this.listenerRow.stop(); // a client that cannot LISTEN: nobody to notify
+          if (unlisten) this.listenFailed = false;
+          else await this.listenerRow.stop(); // a client that cannot LISTEN: nobody to notify
           return unlisten;
         })
         .catch(async (err: unknown) => {
@@ -956,9 +957,6 @@ class PgStorage implements PostgresStorage {
           await this.listenerRow.stop();
           return null;
         });
-      void this.listening.then((unlisten) => {
-        if (unlisten) this.listenFailed = false;
-      });
     }
     await this.listening;
     return unwatch;

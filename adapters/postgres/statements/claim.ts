@@ -44,8 +44,10 @@ export interface ClaimShare {
 }
 
 /**
- * A range (alias `alias`) whose lease ran out: its unsettled events are due
- * again. Bounded on the ranges' (subscriber, lease_expires_at) index.
+ * A range (alias `alias`) that a claim tidies: its lease ran out, so its
+ * unsettled events are due again (a settled range is already gone: the
+ * statement that settles its last event deletes it). Bounded on the ranges'
+ * (subscriber, lease_expires_at) index.
  */
 export function leaseRanOut(alias: string): string {
   return `${alias}.lease_expires_at < now()`;
@@ -216,15 +218,6 @@ ORDER BY sort_tx, sort_pos`;
 }
 
 /**
- * A range of the subscriber (alias `r`) that a claim tidies: its lease ran
- * out (its unsettled events go back to the deliveries). A settled range is
- * already gone: the statement that settles its last event deletes it.
- */
-export function rangeToTidy(): string {
-  return leaseRanOut('r');
-}
-
-/**
  * The claim for the common case, a small statement whose text does not
  * depend on the shares (so a driver's prepared statement is reused, plan
  * and all): for each subscriber with nothing off the path (no delivery row
@@ -259,7 +252,7 @@ subs AS (
   SELECT s.name, s.patterns, s.head_tx, s.head_pos, q.lim,
     EXISTS (SELECT 1 FROM ${id(t.deliveries)} d WHERE d.subscriber = s.name AND d.run_at <= now()
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()))
-    OR EXISTS (SELECT 1 FROM ${id(t.ranges)} r WHERE r.subscriber = s.name AND ${id(rangeToTidy())}) AS busy
+    OR EXISTS (SELECT 1 FROM ${id(t.ranges)} r WHERE r.subscriber = s.name AND ${id(leaseRanOut('r'))}) AS busy
   FROM ${id(t.subscribers)} s JOIN req q ON q.name = s.name
   ORDER BY s.name
   FOR UPDATE OF s
